@@ -1,0 +1,232 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNoPostgres means no local PostgreSQL installation was found.
+var ErrNoPostgres = errors.New("no PostgreSQL installation found (looked for initdb and postgres on PATH and in /usr/lib/postgresql/*/bin). " +
+	"Install one (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) " +
+	"or point herald at a server with DATABASE_URL=postgres://user@host/db")
+
+// ClusterOptions configures a private PostgreSQL cluster.
+type ClusterOptions struct {
+	// DataDir holds the cluster (created with initdb if empty) and its
+	// Unix socket.
+	DataDir string
+	// Durable keeps fsync on. Test clusters turn it off for speed.
+	Durable bool
+	// Settings are extra postgres -c settings.
+	Settings map[string]string
+	Log      *slog.Logger
+}
+
+// Cluster is a private PostgreSQL server started from the local
+// installation, listening only on a Unix socket in its data directory. It
+// is herald's zero-configuration default and the tests' throwaway database.
+type Cluster struct {
+	dir  string
+	cmd  *exec.Cmd
+	exit chan error
+	log  *slog.Logger
+}
+
+// FindPostgres returns the directory holding initdb and postgres.
+func FindPostgres() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		dir := filepath.Dir(p)
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dir = filepath.Dir(real)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir, nil
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(matches, func(i, j int) bool { return pgMajor(matches[i]) > pgMajor(matches[j]) })
+	for _, m := range matches {
+		dir := filepath.Dir(m)
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir, nil
+		}
+	}
+	return "", ErrNoPostgres
+}
+
+func pgMajor(initdb string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return n
+}
+
+// StartCluster initialises DataDir if needed and starts postgres on it.
+// Stop it with Stop; if this process dies, postgres is told to stop too.
+func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
+	log := logger(opts.Log)
+	bin, err := FindPostgres()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	cred, err := runAs()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	if cred != nil {
+		// postgres refuses to run as root; as root we run it as the
+		// postgres OS user, who must own the directory and reach it.
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("chown data dir: %w", err)
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("chmod data dir: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		log.Info("initialising embedded PostgreSQL cluster", "dir", dir)
+		args := []string{"-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"}
+		if !opts.Durable {
+			args = append(args, "--no-sync")
+		}
+		init := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), args...)
+		init.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		init.Dir = dir
+		if out, err := init.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("initdb %s: %w\n%s", dir, err, out)
+		}
+	}
+	settings := map[string]string{
+		"listen_addresses":        "",
+		"unix_socket_directories": dir,
+		"port":                    "5432",
+		"max_connections":         "200",
+	}
+	if !opts.Durable {
+		settings["fsync"] = "off"
+		settings["synchronous_commit"] = "off"
+		settings["full_page_writes"] = "off"
+	}
+	for k, v := range opts.Settings {
+		settings[k] = v
+	}
+	args := []string{"-D", dir}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-c", k+"="+settings[k])
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Pdeathsig: if herald (or a test binary) is killed, postgres gets
+	// SIGINT (fast shutdown) instead of living on as an orphan.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	c := &Cluster{dir: dir, cmd: cmd, exit: make(chan error, 1), log: log}
+	go func() { c.exit <- cmd.Wait(); logFile.Close() }()
+	if err := c.waitReady(ctx); err != nil {
+		c.Stop()
+		tail, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		return nil, fmt.Errorf("embedded postgres in %s did not start: %w\n%s", dir, err, bytes.TrimSpace(tail))
+	}
+	log.Info("embedded PostgreSQL ready", "dir", dir)
+	return c, nil
+}
+
+// runAs returns the postgres OS user's credentials when running as root.
+func runAs() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, the embedded cluster must run as the postgres user, which does not exist: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgx.Connect(cctx, c.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		select {
+		case err := <-c.exit:
+			c.exit <- err
+			return fmt.Errorf("postgres exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepting connections after 60s: %w", err)
+		}
+	}
+}
+
+// URL is a connection URL for database db on the cluster's socket.
+func (c *Cluster) URL(db string) string {
+	q := url.Values{"host": {c.dir}, "port": {"5432"}, "user": {"postgres"}}
+	return "postgres:///" + url.PathEscape(db) + "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+}
+
+// Dir is the data directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Pid is the postmaster's process id.
+func (c *Cluster) Pid() int { return c.cmd.Process.Pid }
+
+// Stop shuts postgres down (fast mode: sessions are ended, data is safe)
+// and waits up to 30 s, then kills it.
+func (c *Cluster) Stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-c.exit:
+		c.exit <- err
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		return errors.New("embedded postgres did not stop within 30s; killed")
+	}
+}

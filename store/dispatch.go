@@ -1,0 +1,77 @@
+package store
+
+import "errors"
+
+// Errors that end a subscription; the client resumes by cursor.
+var (
+	// ErrSlow: the subscriber fell MaxPending events behind.
+	ErrSlow = errors.New("subscriber too slow: evicted, resume from your cursor")
+	// ErrFeedStopped: the process is shutting down.
+	ErrFeedStopped = errors.New("server shutting down: resume from your cursor")
+	// ErrFeedGap: the feed was away longer than the retained history; it
+	// cannot vouch for what this subscriber missed.
+	ErrFeedGap = errors.New("feed lost history: reconnect to get a reset")
+)
+
+// dispatch appends events (consecutive seqs) to the ring and pushes each to
+// the subscribers of its channel. The head moves only after the pushes, so
+// a subscriber that sees head H has been given every event <= H.
+func (f *Feed) dispatch(events []*Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if first := events[0].Seq; first != f.head.Load()+1 {
+		// Retention dropped events this feed never saw (it was disconnected
+		// for longer than the history). Nobody may be told "you have
+		// everything up to here": evict all, they reconnect and get reset.
+		f.db.log.Warn("feed: gap in the log; evicting subscribers", "head", f.head.Load(), "next", first)
+		f.ring.clear()
+		for _, set := range f.subs {
+			for s := range set {
+				f.dropLocked(s, ErrFeedGap)
+			}
+		}
+	}
+	deliveries := 0
+	for _, ev := range events {
+		f.ring.add(ev)
+		for s := range f.subs[ev.Channel] {
+			if !s.push(ev, f.opts.MaxPending) {
+				f.dropLocked(s, ErrSlow)
+				if f.opts.OnEvict != nil {
+					f.opts.OnEvict()
+				}
+				continue
+			}
+			deliveries++
+		}
+	}
+	f.head.Store(events[len(events)-1].Seq)
+	if f.opts.OnDispatch != nil {
+		f.opts.OnDispatch(events, deliveries)
+	}
+}
+
+// dropLocked unregisters s and ends it with err. f.mu must be held.
+func (f *Feed) dropLocked(s *Subscription, err error) {
+	for _, ch := range s.channels {
+		if set := f.subs[ch]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(f.subs, ch)
+			}
+		}
+	}
+	s.end(err)
+}
+
+// stop ends every subscription; later Subscribe calls fail.
+func (f *Feed) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	for _, set := range f.subs {
+		for s := range set {
+			f.dropLocked(s, ErrFeedStopped)
+		}
+	}
+}

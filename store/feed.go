@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// FeedOptions tunes the feed; zero values take the defaults.
+type FeedOptions struct {
+	// RingSize is how many recent events (all channels) are kept in memory
+	// for replays (default 16384).
+	RingSize int
+	// MaxPending is how many undelivered events a subscriber may have
+	// before it is evicted as too slow (default 4096).
+	MaxPending int
+	// Poll is the safety-net interval: the feed reads the log this often
+	// even without a NOTIFY (default 1 s).
+	Poll time.Duration
+	// Fetch is how many rows one read of the log takes (default 1000).
+	Fetch int
+	// Hooks for metrics; each may be nil.
+	OnReconnect func()
+	OnEvict     func()
+	OnDispatch  func(events []*Event, deliveries int)
+}
+
+// Feed is one process's view of the event log: one dedicated LISTEN
+// connection, one query per wake-up whatever the number of subscribers, and
+// in-memory fan-out (DESIGN.md section 1).
+type Feed struct {
+	db   *DB
+	opts FeedOptions
+
+	mu      sync.RWMutex
+	ring    *ring
+	subs    map[string]map[*Subscription]struct{}
+	stopped bool
+
+	head      atomic.Int64 // every event <= head has been pushed to subscribers
+	connected atomic.Bool
+	ready     chan struct{} // closed once head is known
+	readyOnce sync.Once
+}
+
+// NewFeed returns a feed on db; call Run to start it.
+func (db *DB) NewFeed(opts FeedOptions) *Feed {
+	if opts.RingSize <= 0 {
+		opts.RingSize = 16384
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 4096
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Fetch <= 0 {
+		opts.Fetch = 1000
+	}
+	return &Feed{
+		db:    db,
+		opts:  opts,
+		ring:  newRing(opts.RingSize),
+		subs:  make(map[string]map[*Subscription]struct{}),
+		ready: make(chan struct{}),
+	}
+}
+
+// Head is the highest seq this feed has delivered to subscribers.
+func (f *Feed) Head() int64 { return f.head.Load() }
+
+// Connected reports whether the LISTEN connection is up and caught up.
+func (f *Feed) Connected() bool { return f.connected.Load() }
+
+// Ready is closed once the feed knows the head (first successful connect).
+func (f *Feed) Ready() <-chan struct{} { return f.ready }
+
+// Run keeps the feed connected until ctx ends, then closes every
+// subscription with ErrFeedStopped.
+func (f *Feed) Run(ctx context.Context) error {
+	defer f.stop()
+	bo := newBackoff(50*time.Millisecond, 5*time.Second)
+	for {
+		err := f.session(ctx, bo)
+		f.connected.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.db.log.Warn("feed: connection lost; reconnecting", "err", err, "in", bo.peek())
+		if f.opts.OnReconnect != nil {
+			f.opts.OnReconnect()
+		}
+		if !bo.sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+// session is one LISTEN connection's life: LISTEN first, then catch up from
+// the head, so nothing committed in between is missed; then one read per
+// NOTIFY or per Poll interval.
+func (f *Feed) session(ctx context.Context, bo *backoff) error {
+	conn, err := f.db.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, `LISTEN herald_log`); err != nil {
+		return fmt.Errorf("listen %q: %w", "herald_log", err)
+	}
+	select {
+	case <-f.ready:
+	default:
+		var head int64
+		if err := conn.QueryRow(ctx, `SELECT last_seq FROM herald.sequencer_state`).Scan(&head); err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		f.head.Store(head)
+		f.readyOnce.Do(func() { close(f.ready) })
+	}
+	if err := f.catchUp(ctx, conn); err != nil {
+		return err
+	}
+	f.connected.Store(true)
+	bo.reset()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, f.opts.Poll)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !errors.Is(err, context.DeadlineExceeded) && !pgTimeout(err):
+			return fmt.Errorf("wait for notification: %w", err)
+		case n != nil:
+			// The payload is the new head; skip the read if we have it.
+			if seq, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && seq <= f.head.Load() {
+				continue
+			}
+		}
+		if err := f.catchUp(ctx, conn); err != nil {
+			return err
+		}
+	}
+}
+
+func pgTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// catchUp reads everything after the head and dispatches it.
+func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		head := f.head.Load()
+		f.db.logReads.Add(1)
+		events := make([]*Event, 0, 16)
+		rows, err := conn.Query(ctx, `
+			SELECT seq, channel, type, data, at FROM herald.event_log
+			WHERE seq > $1 ORDER BY seq LIMIT $2`, head, f.opts.Fetch)
+		if err != nil {
+			return fmt.Errorf("read log after %d: %w", head, err)
+		}
+		for rows.Next() {
+			e := &Event{}
+			if err := rows.Scan(&e.Seq, &e.Channel, &e.Type, &e.Data, &e.At); err != nil {
+				rows.Close()
+				return fmt.Errorf("read log after %d: %w", head, err)
+			}
+			e.JSON() // encode once, before any subscriber sees it
+			events = append(events, e)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read log after %d: %w", head, err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		f.dispatch(events)
+		if len(events) < f.opts.Fetch {
+			return nil
+		}
+	}
+}

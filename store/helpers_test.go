@@ -1,0 +1,111 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/store/pgtest"
+)
+
+// node is one herald process's store side: sequencer and feed running.
+type node struct {
+	db   *store.DB
+	seq  *store.Sequencer
+	feed *store.Feed
+	stop func()
+}
+
+// setup returns a fresh database with one running node, and a raw pool
+// for writers.
+func setup(t *testing.T) (*node, *pgxpool.Pool, string) {
+	t.Helper()
+	url := pgtest.URL(t)
+	n := startNode(t, url, store.FeedOptions{})
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return n, pool, url
+}
+
+func startNode(t *testing.T, url string, fo store.FeedOptions) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := store.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{db: db, seq: db.NewSequencer(store.SequencerOptions{}), feed: db.NewFeed(fo)}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.seq.Run(ctx) }()
+	go func() { defer wg.Done(); n.feed.Run(ctx) }()
+	var once sync.Once
+	n.stop = func() { once.Do(func() { cancel(); wg.Wait(); db.Close() }) }
+	t.Cleanup(n.stop)
+	select {
+	case <-n.feed.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("feed not ready")
+	}
+	return n
+}
+
+// collect takes events from sub until want events arrived or the deadline.
+func collect(t *testing.T, sub *store.Subscription, want int, timeout time.Duration) []*store.Event {
+	t.Helper()
+	var got []*store.Event
+	deadline := time.After(timeout)
+	ctx := context.Background()
+	for len(got) < want {
+		b, err := sub.Take(ctx, 1000)
+		if err != nil {
+			t.Fatalf("take after %d events: %v", len(got), err)
+		}
+		got = append(got, b.Events...)
+		if len(b.Events) > 0 {
+			continue
+		}
+		select {
+		case <-sub.Ready():
+		case <-deadline:
+			t.Fatalf("got %d of %d events before timeout", len(got), want)
+		}
+	}
+	return got
+}
+
+// checkExactlyOnce fails unless seqs are dense from first, strictly
+// increasing, and hold exactly the want payload ids.
+func checkExactlyOnce(t *testing.T, got []*store.Event, want map[string]bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, ev := range got {
+		if i > 0 && ev.Seq <= got[i-1].Seq {
+			t.Fatalf("out of order: seq %d after %d", ev.Seq, got[i-1].Seq)
+		}
+		id := string(ev.Data)
+		if seen[id] {
+			t.Fatalf("duplicate %s at seq %d", id, ev.Seq)
+		}
+		seen[id] = true
+		if !want[id] {
+			t.Fatalf("unexpected event %s (seq %d): rolled back or never written", id, ev.Seq)
+		}
+	}
+	missing := 0
+	for id := range want {
+		if !seen[id] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d committed events missing", missing, len(want))
+	}
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NewEvent is a notice to append to the inbox.
+type NewEvent struct {
+	Channel string          `json:"channel"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Validate checks e against the contract, filling in the default type.
+func (e *NewEvent) Validate() error {
+	if e.Type == "" {
+		e.Type = DefaultType
+	}
+	if err := ValidateChannel(e.Channel); err != nil {
+		return err
+	}
+	if err := ValidateType(e.Type); err != nil {
+		return err
+	}
+	return ValidateData(e.Data)
+}
+
+// Append writes events to the inbox in one transaction and returns their
+// inbox ids. Their seqs follow once the sequencer has run (within ~10 ms).
+func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	channels := make([]string, len(events))
+	types := make([]string, len(events))
+	datas := make([]string, len(events))
+	for i := range events {
+		e := events[i]
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		channels[i], types[i] = e.Channel, e.Type
+		datas[i] = "{}"
+		if len(e.Data) > 0 {
+			datas[i] = string(e.Data)
+		}
+	}
+	// WITH ORDINALITY keeps the returned ids in the order given.
+	rows, err := db.pool.Query(ctx, `
+		INSERT INTO herald.events (channel, type, data)
+		SELECT c, t, d::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(c, t, d, n)
+		ORDER BY n
+		RETURNING id`, channels, types, datas)
+	if err != nil {
+		return nil, fmt.Errorf("append %d events: %w", len(events), err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("append %d events: %w", len(events), err)
+	}
+	return ids, nil
+}
+
+// Page is a consistent read of the log: the events and, from the same
+// snapshot, the retained floor and the head.
+type Page struct {
+	Events []*Event
+	Floor  int64 // lowest retained seq
+	Head   int64 // highest sequenced seq
+}
+
+// ErrTooOld means the events after a cursor are partly gone (retention
+// dropped them): the client must reset.
+var ErrTooOld = errors.New("cursor is older than the retained history")
+
+// After returns up to limit events on channels with cursor < seq <= upto, in
+// seq order (upto <= 0 means no upper bound). It fails with ErrTooOld when
+// events right after cursor are no longer retained, checked in the same
+// statement as the read so retention cannot slip in between.
+func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (Page, error) {
+	db.logReads.Add(1)
+	if upto <= 0 {
+		upto = 1<<63 - 1
+	}
+	// One index range scan per channel (channel, seq), each bounded by
+	// limit, then a merge: fast at any depth (DESIGN.md section 1).
+	rows, err := db.pool.Query(ctx, `
+		SELECT s.floor_seq, s.last_seq, e.seq, e.channel, e.type, e.data, e.at
+		FROM herald.sequencer_state s
+		LEFT JOIN LATERAL (
+			SELECT l.* FROM unnest($2::text[]) AS c(name)
+			CROSS JOIN LATERAL (
+				SELECT seq, channel, type, data, at FROM herald.event_log
+				WHERE channel = c.name AND seq > $1 AND seq <= $3
+				ORDER BY seq LIMIT $4
+			) l
+			ORDER BY l.seq LIMIT $4
+		) e ON true
+		ORDER BY e.seq`, cursor, channels, upto, limit)
+	if err != nil {
+		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+	}
+	defer rows.Close()
+	var p Page
+	for rows.Next() {
+		var (
+			seq          *int64
+			channel, typ *string
+			data         []byte
+			at           *time.Time
+		)
+		if err := rows.Scan(&p.Floor, &p.Head, &seq, &channel, &typ, &data, &at); err != nil {
+			return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+		}
+		if seq != nil {
+			ev := &Event{Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			ev.JSON()
+			p.Events = append(p.Events, ev)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+	}
+	if cursor+1 < p.Floor {
+		return p, ErrTooOld
+	}
+	return p, nil
+}
+
+// State is the sequencer's published position.
+type State struct {
+	Head  int64 // highest sequenced seq
+	Floor int64 // lowest retained seq
+}
+
+// State reads the head and floor.
+func (db *DB) State(ctx context.Context) (State, error) {
+	var s State
+	err := db.pool.QueryRow(ctx, `SELECT last_seq, floor_seq FROM herald.sequencer_state`).Scan(&s.Head, &s.Floor)
+	if err != nil {
+		return State{}, fmt.Errorf("read sequencer state: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// leaderLockKey is the pg_try_advisory_lock key the sequencer leader holds
+// ("herald" in ASCII). One leader per database, whatever the replica count.
+const leaderLockKey = 0x68657261_6c64
+
+// SequencerOptions tunes the sequencer; zero values take the defaults.
+type SequencerOptions struct {
+	// Interval between steps while idle (default 10 ms). While steps find
+	// rows the sequencer runs back to back.
+	Interval time.Duration
+	// Standby is how often a non-leader tries to take the lock (default 1 s).
+	Standby time.Duration
+	// OnBatch, if set, is called after each step that sequenced rows.
+	OnBatch func(rows int, head int64, took time.Duration)
+	// OnLeader, if set, is called when leadership is gained or lost.
+	OnLeader func(leader bool)
+}
+
+// Sequencer copies inbox rows into the event log in commit order with a
+// dense seq. It uses PgQ's snapshot-difference tick (DESIGN.md section 1):
+// each step takes the rows that became visible since the previous step's
+// snapshot (xid >= xmax(prev) or xid in xip(prev), and visible now), numbers
+// them by (xid, id) after last_seq, and stores the new snapshot, all in one
+// REPEATABLE READ transaction so "visible now" and the stored snapshot are
+// the same snapshot. A transaction held open delays only its own rows.
+type Sequencer struct {
+	db     *DB
+	opts   SequencerOptions
+	leader atomic.Bool
+}
+
+// NewSequencer returns a sequencer for db; call Run to start it.
+func (db *DB) NewSequencer(opts SequencerOptions) *Sequencer {
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Millisecond
+	}
+	if opts.Standby <= 0 {
+		opts.Standby = time.Second
+	}
+	return &Sequencer{db: db, opts: opts}
+}
+
+// Leader reports whether this process currently sequences.
+func (s *Sequencer) Leader() bool { return s.leader.Load() }
+
+// Run competes for leadership and, while leader, sequences until ctx ends.
+// It survives the database going away: the dedicated connection is dropped
+// (releasing the lock for another replica) and retried with backoff.
+func (s *Sequencer) Run(ctx context.Context) error {
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		err := s.session(ctx)
+		s.setLeader(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.db.log.Warn("sequencer connection lost; retrying", "err", err, "in", bo.peek())
+		if !bo.sleep(ctx) {
+			return nil
+		}
+	}
+}
+
+func (s *Sequencer) setLeader(v bool) {
+	if s.leader.Swap(v) != v && s.opts.OnLeader != nil {
+		s.opts.OnLeader(v)
+	}
+}
+
+// session holds one dedicated connection: waits for the lock, then steps.
+func (s *Sequencer) session(ctx context.Context) error {
+	conn, err := s.db.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Closing the session releases the advisory lock at once, so a
+		// standby replica takes over without waiting for a timeout.
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderLockKey)).Scan(&got); err != nil {
+			return fmt.Errorf("try leader lock: %w", err)
+		}
+		if got {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.opts.Standby):
+		}
+	}
+	s.setLeader(true)
+	s.db.log.Info("sequencer: leader")
+	st, err := loadTick(ctx, conn)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+		n, err := s.step(ctx, conn, &st)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			timer.Reset(0) // a backlog: go again at once
+		} else {
+			timer.Reset(s.opts.Interval)
+		}
+	}
+}
+
+// tick is the leader's in-memory copy of sequencer_state; only the lock
+// holder writes that row, so memory and table agree while the lock is held.
+type tick struct {
+	lastSeq  int64
+	xmax     string // pg_snapshot_xmax(prev), as text
+	xip      string // pg_snapshot_xip(prev) as a text array literal
+	partUpto int64  // partitions exist for seq < partUpto
+	partSize int64
+	trimmed  time.Time
+}
+
+func loadTick(ctx context.Context, conn *pgx.Conn) (tick, error) {
+	var t tick
+	err := conn.QueryRow(ctx, `
+		SELECT last_seq, pg_snapshot_xmax(snap)::text,
+		       coalesce((SELECT array_agg(x)::text FROM pg_snapshot_xip(snap) x), '{}'),
+		       partitioned_upto, partition_size
+		FROM herald.sequencer_state`).Scan(&t.lastSeq, &t.xmax, &t.xip, &t.partUpto, &t.partSize)
+	if err != nil {
+		return tick{}, fmt.Errorf("load sequencer state: %w", err)
+	}
+	return t, nil
+}
+
+// step sequences what became visible since the last step and returns how
+// many rows it wrote.
+func (s *Sequencer) step(ctx context.Context, conn *pgx.Conn, t *tick) (int, error) {
+	// Keep one spare partition ahead so a step rarely has to create one.
+	if t.lastSeq+t.partSize >= t.partUpto {
+		if err := ensurePartitions(ctx, conn, t, t.lastSeq+t.partSize); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	n, head, err := s.try(ctx, conn, t)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
+		// No partition for some row: a batch larger than the spare. Count
+		// what is pending, make room, and try once more.
+		var pending int64
+		if cerr := conn.QueryRow(ctx, `SELECT count(*) FROM herald.events WHERE xid >= $1::text::xid8 OR xid = ANY($2::text::xid8[])`, t.xmax, t.xip).Scan(&pending); cerr != nil {
+			return 0, fmt.Errorf("count pending: %w", cerr)
+		}
+		if err := ensurePartitions(ctx, conn, t, t.lastSeq+pending+t.partSize); err != nil {
+			return 0, err
+		}
+		n, head, err = s.try(ctx, conn, t)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 && s.opts.OnBatch != nil {
+		s.opts.OnBatch(n, head, time.Since(start))
+	}
+	if time.Since(t.trimmed) > time.Second {
+		if err := trimInbox(ctx, conn); err != nil {
+			return n, err
+		}
+		t.trimmed = time.Now()
+	}
+	return n, nil
+}
+
+// try runs one sequencing transaction.
+func (s *Sequencer) try(ctx context.Context, conn *pgx.Conn, t *tick) (n int, head int64, err error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sequencer begin: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	// The snapshot bounds are parameters: computed inside the query the
+	// planner cannot use the (xid, id) index and scans the whole inbox.
+	var xmax, xip string
+	err = tx.QueryRow(ctx, `
+		WITH fresh AS (
+			SELECT xid, id, channel, type, data FROM herald.events
+			WHERE xid >= $1::text::xid8 OR xid = ANY($2::text::xid8[])
+		), ins AS (
+			INSERT INTO herald.event_log (seq, channel, type, data, at)
+			SELECT $3::bigint + row_number() OVER (ORDER BY xid, id), channel, type, data, statement_timestamp()
+			FROM fresh
+			RETURNING seq
+		)
+		SELECT count(*), coalesce(max(seq), $3::bigint),
+		       pg_snapshot_xmax(pg_current_snapshot())::text,
+		       coalesce((SELECT array_agg(x)::text FROM pg_snapshot_xip(pg_current_snapshot()) x), '{}')
+		FROM ins`, t.xmax, t.xip, t.lastSeq).Scan(&n, &head, &xmax, &xip)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sequence: %w", err)
+	}
+	if n == 0 {
+		// Nothing became visible, so the stored snapshot is as good as the
+		// new one: skip the write (no WAL, no dead tuples while idle).
+		return 0, t.lastSeq, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE herald.sequencer_state SET last_seq = $1, snap = pg_current_snapshot()`, head); err != nil {
+		return 0, 0, fmt.Errorf("store sequencer state: %w", err)
+	}
+	// One NOTIFY per batch, sent at commit by this one connection: app
+	// transactions never take the notify queue lock.
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, strconv.FormatInt(head, 10)); err != nil {
+		return 0, 0, fmt.Errorf("notify: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("sequencer commit: %w", err)
+	}
+	t.lastSeq, t.xmax, t.xip = head, xmax, xip
+	return n, head, nil
+}
+
+// ensurePartitions creates event_log partitions until seqs up to need have
+// one. Each is created detached and then attached: ATTACH takes a lock that
+// does not block readers, unlike CREATE TABLE ... PARTITION OF.
+func ensurePartitions(ctx context.Context, conn *pgx.Conn, t *tick, need int64) error {
+	for t.partUpto <= need {
+		from, to := t.partUpto, t.partUpto+t.partSize
+		name := fmt.Sprintf("herald.event_log_%020d", from)
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			stmts := []string{
+				`SET LOCAL lock_timeout = '2s'`,
+				fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (LIKE herald.event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`, name),
+				fmt.Sprintf(`ALTER TABLE herald.event_log ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)`, name, from, to),
+				fmt.Sprintf(`UPDATE herald.sequencer_state SET partitioned_upto = %d`, to),
+			}
+			for _, q := range stmts {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("create partition [%d,%d): %w", from, to, err)
+		}
+		t.partUpto = to
+	}
+	return nil
+}
+
+// trimInbox deletes inbox rows the sequencer is done with: every row whose
+// xid is below xmin of the stored snapshot was visible (or aborted) in it,
+// so an earlier step has already copied it.
+func trimInbox(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `
+		DELETE FROM herald.events
+		WHERE xid < (SELECT pg_snapshot_xmin(snap) FROM herald.sequencer_state)`)
+	if err != nil {
+		return fmt.Errorf("trim inbox: %w", err)
+	}
+	return nil
+}
+
+// logger returns l or a discarding logger.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

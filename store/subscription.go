@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrClosed: the subscription was closed by its owner.
+var ErrClosed = errors.New("subscription closed")
+
+// Subscription is one client's view of the feed: the backlog after its
+// cursor, then live events, each seq at most once and in order. SSE and
+// long-poll both use it, so both make the same guarantees.
+//
+// It is registered with the feed before the backlog is read; live events
+// above liveFrom queue in pending meanwhile, and everything at or below the
+// last seq handed out is dropped. No gap, no duplicate.
+type Subscription struct {
+	feed     *Feed
+	channels []string
+	m        matcher
+	liveFrom int64 // feed head at registration
+
+	// Owned by the consumer goroutine.
+	last        int64 // highest seq handed out, or the cursor
+	backlogDone bool
+	needReset   bool
+
+	mu      sync.Mutex
+	pending []*Event
+	err     error
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+// Batch is what Take hands out.
+type Batch struct {
+	Events []*Event
+	// Reset means the history after the cursor is gone (or the cursor is
+	// ahead of the log): the client must refetch its state; Cursor is the
+	// head it continues from.
+	Reset bool
+	// Cursor is the position covered: every event on the subscription's
+	// channels with seq <= Cursor has been handed out. It can be past the
+	// last event's seq when other channels moved the log.
+	Cursor int64
+}
+
+// Subscribe registers interest in channels after cursor (hasCursor false:
+// live from now). channels must be validated and deduplicated by the caller.
+func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*Subscription, error) {
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("subscribe: feed not ready: %w", ctx.Err())
+	}
+	s := &Subscription{
+		feed:     f,
+		channels: channels,
+		m:        newMatcher(channels),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return nil, ErrFeedStopped
+	}
+	s.liveFrom = f.head.Load()
+	for _, ch := range channels {
+		set := f.subs[ch]
+		if set == nil {
+			set = make(map[*Subscription]struct{})
+			f.subs[ch] = set
+		}
+		set[s] = struct{}{}
+	}
+	f.mu.Unlock()
+
+	switch {
+	case !hasCursor:
+		s.last, s.backlogDone = s.liveFrom, true
+	case cursor > s.liveFrom:
+		// Ahead of this feed: another replica may simply be a few ms ahead,
+		// or the database was restored from a backup. Ask the database.
+		st, err := f.db.State(ctx)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		if cursor > st.Head {
+			s.needReset = true
+		} else {
+			s.last, s.backlogDone = cursor, true
+		}
+	default:
+		s.last = cursor
+		s.backlogDone = cursor == s.liveFrom
+	}
+	s.signal()
+	return s, nil
+}
+
+// Ready receives a value when Take may have something to hand out.
+func (s *Subscription) Ready() <-chan struct{} { return s.wake }
+
+// Done is closed when the subscription ended (evicted, feed stopped,
+// closed); Err says why. Pending events can still be taken.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err is why the subscription ended, or nil.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close unregisters the subscription.
+func (s *Subscription) Close() {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	s.feed.dropLocked(s, ErrClosed)
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues ev; false when the subscriber is max events behind.
+func (s *Subscription) push(ev *Event, max int) bool {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return true
+	}
+	if len(s.pending) >= max {
+		s.mu.Unlock()
+		return false
+	}
+	s.pending = append(s.pending, ev)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+		close(s.done)
+	}
+}
+
+// Take hands out up to max events after the last one handed out, without
+// waiting: the backlog first (from the ring, else the database), then live
+// events. An empty batch with a nil error means nothing right now; wait on
+// Ready. Once the subscription has ended and nothing is pending, Take
+// returns its Err.
+func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
+	if s.needReset {
+		s.needReset = false
+		s.last, s.backlogDone = s.liveFrom, true
+		s.signal()
+		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+	}
+	if !s.backlogDone {
+		b, err := s.backlog(ctx, max)
+		if err != nil || len(b.Events) > 0 || b.Reset {
+			s.signal() // more may follow
+			return b, err
+		}
+	}
+	head := s.feed.head.Load() // before looking at pending: see dispatch
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Event
+	i := 0
+	for ; i < len(s.pending) && len(out) < max; i++ {
+		if ev := s.pending[i]; ev.Seq > s.last {
+			out = append(out, ev)
+			s.last = ev.Seq
+		}
+	}
+	rest := len(s.pending) - i
+	copy(s.pending, s.pending[i:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	if rest > 0 {
+		s.signal()
+		return Batch{Events: out, Cursor: s.last}, nil
+	}
+	if cap(s.pending) > 64 {
+		s.pending = nil // give a burst's memory back
+	}
+	if len(out) == 0 && s.err != nil {
+		return Batch{Cursor: s.last}, s.err
+	}
+	s.last = max64(s.last, head)
+	return Batch{Events: out, Cursor: s.last}, nil
+}
+
+// backlog reads the events in (last, liveFrom].
+func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
+	f := s.feed
+	f.mu.RLock()
+	if f.ring.covers(s.last) {
+		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
+		f.mu.RUnlock()
+		return s.advance(events, max), nil
+	}
+	f.mu.RUnlock()
+	page, err := f.db.After(ctx, s.last, s.channels, s.liveFrom, max)
+	if errors.Is(err, ErrTooOld) {
+		s.last, s.backlogDone = s.liveFrom, true
+		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+	}
+	if err != nil {
+		return Batch{}, err
+	}
+	return s.advance(page.Events, max), nil
+}
+
+// advance moves past a backlog page: a full page continues after its last
+// event, a short one finishes the backlog at liveFrom.
+func (s *Subscription) advance(events []*Event, max int) Batch {
+	if len(events) >= max {
+		s.last = events[len(events)-1].Seq
+	} else {
+		s.last, s.backlogDone = s.liveFrom, true
+	}
+	return Batch{Events: events, Cursor: s.last}
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
