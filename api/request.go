@@ -1,0 +1,85 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// MaxQueryBytes bounds the query string; 100 channels of 164 characters fit
+// with room to spare.
+const MaxQueryBytes = 24 << 10
+
+// parseChannels reads channel= (repeatable) and channels=a,b, validates and
+// deduplicates them.
+func parseChannels(r *http.Request, max int) ([]string, error) {
+	q := r.URL.Query()
+	var raw []string
+	raw = append(raw, q["channel"]...)
+	for _, list := range q["channels"] {
+		raw = append(raw, strings.Split(list, ",")...)
+	}
+	if len(raw) == 0 {
+		return nil, badRequest("no_channels", "name at least one channel: ?channel=build-1 (repeatable) or ?channels=a,b")
+	}
+	seen := make(map[string]struct{}, len(raw))
+	out := make([]string, 0, len(raw))
+	for _, ch := range raw {
+		if _, dup := seen[ch]; dup {
+			continue
+		}
+		if err := store.ValidateChannel(ch); err != nil {
+			return nil, badRequest("invalid_channel", err.(*store.InvalidError).Reason)
+		}
+		seen[ch] = struct{}{}
+		out = append(out, ch)
+		if len(out) > max {
+			return nil, badRequest("too_many_channels", fmt.Sprintf("a connection may name at most %d channels; open another connection or use fewer", max))
+		}
+	}
+	return out, nil
+}
+
+// parseCursor parses a cursor: a decimal seq >= 0. "" means none.
+func parseCursor(s, name string) (int64, bool, error) {
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(s, "+") {
+		return 0, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be a non-negative integer, the id of the last event you received (got %q)", name, truncate(s, 40)))
+	}
+	return n, true, nil
+}
+
+// streamCursor takes Last-Event-ID (browser reconnects) over ?lastEventId=
+// (first connect, polyfills).
+func streamCursor(r *http.Request) (int64, bool, error) {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return parseCursor(strings.TrimSpace(v), "Last-Event-ID")
+	}
+	return parseCursor(r.URL.Query().Get("lastEventId"), "lastEventId")
+}
+
+// parseTimeout parses the long-poll timeout in whole seconds, 1..max.
+func parseTimeout(s string, def, max time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || time.Duration(n)*time.Second > max {
+		return 0, badRequest("invalid_timeout", fmt.Sprintf("timeout must be a whole number of seconds from 1 to %d (got %q)", int(max/time.Second), truncate(s, 20)))
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,244 @@
+// Package api is herald's HTTP surface: the gin router, request parsing and
+// authorisation, the error table, health, and the mounts for the stream
+// and long-poll handlers.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/herald-dev/herald/longpoll"
+	"github.com/herald-dev/herald/migrations"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/stream"
+)
+
+// Config is the HTTP side's configuration; zero values take the defaults.
+type Config struct {
+	Heartbeat      time.Duration // SSE heartbeat (default 15 s)
+	Retry          time.Duration // SSE reconnect delay (default 2 s)
+	MaxLifetime    time.Duration // SSE stream lifetime, jittered (default none)
+	MaxChannels    int           // per connection (default 100)
+	PollTimeout    time.Duration // default long-poll timeout (default 25 s)
+	PollMaxTimeout time.Duration // highest accepted (default 60 s)
+	MaxPending     int
+	Log            *slog.Logger
+	// Authorizer decides who may read which channels; nil treats every
+	// channel as public.
+	Authorizer Authorizer
+}
+
+// DB is what the api needs from the database handle.
+type DB interface {
+	Ping(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (int64, bool, error)
+}
+
+var _ DB = (*store.DB)(nil)
+
+// FeedStatus is what readiness needs from the feed.
+type FeedStatus interface {
+	Connected() bool
+}
+
+// Server holds the handlers and the shutdown signal.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	db       DB
+	feed     FeedStatus
+	stream   *stream.Handler
+	poll     *longpoll.Handler
+	engine   *gin.Engine
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// New builds the router.
+func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = 100
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 25 * time.Second
+	}
+	if cfg.PollMaxTimeout <= 0 {
+		cfg.PollMaxTimeout = 60 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = publicChannels{}
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, db: db, feed: feed, stop: make(chan struct{})}
+	s.stream = &stream.Handler{
+		Feed: feed, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, MaxLifetime: cfg.MaxLifetime,
+		Stop: s.stop, Log: cfg.Log,
+	}
+	s.poll = &longpoll.Handler{Feed: feed, Stop: s.stop}
+
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(s.recoverer(), s.limitQuery())
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(func(c *gin.Context) {
+		s.abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint; see the README for the API"})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
+	})
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	// No gzip or other buffering middleware on these two: they must reach
+	// the client as they are written.
+	e.GET("/v1/stream", s.handleStream)
+	e.GET("/v1/poll", s.handlePoll)
+	s.engine = e
+	return s
+}
+
+// Engine exposes the router so other parts (web, metrics) can add routes.
+func (s *Server) Engine() *gin.Engine { return s.engine }
+
+// Handler is the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Drain tells every stream to send its retry hint and end, and every
+// waiting poll to answer now. Call it before http.Server.Shutdown, which
+// otherwise waits for streams that never end.
+func (s *Server) Drain() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+func (s *Server) handleStream(c *gin.Context) {
+	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	cursor, has, err := streamCursor(c.Request)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	grant, err := s.cfg.Authorizer.Authorize(c.Request, channels)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	defer grant.release()
+	req := stream.Request{
+		Channels: channels, Cursor: cursor, HasCursor: has, Expires: grant.Expires,
+		PlainMessages: c.Query("events") == "message",
+	}
+	if err := s.stream.Serve(c.Writer, c.Request, req); err != nil {
+		s.abort(c, err)
+	}
+}
+
+func (s *Server) handlePoll(c *gin.Context) {
+	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	cursor, has, err := parseCursor(c.Query("cursor"), "cursor")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	timeout, err := parseTimeout(c.Query("timeout"), s.cfg.PollTimeout, s.cfg.PollMaxTimeout)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	grant, err := s.cfg.Authorizer.Authorize(c.Request, channels)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	defer grant.release()
+	if !grant.Expires.IsZero() {
+		timeout = min(timeout, max(time.Until(grant.Expires), time.Second))
+	}
+	req := longpoll.Request{Channels: channels, Cursor: cursor, HasCursor: has, Timeout: timeout}
+	if err := s.poll.Serve(c.Writer, c.Request, req); err != nil {
+		s.abort(c, err)
+	}
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz: database reachable, LISTEN connected, migrations current.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := s.db.Ping(ctx); err != nil {
+		checks["database"], ok = "unreachable", false
+	} else {
+		checks["database"] = "ok"
+		v, dirty, err := s.db.SchemaVersion(ctx)
+		switch {
+		case err != nil:
+			checks["migrations"], ok = "unknown: "+err.Error(), false
+		case dirty || v != migrations.Latest:
+			checks["migrations"], ok = "not current (run herald migrate up)", false
+		default:
+			checks["migrations"] = "ok"
+		}
+	}
+	if s.feed.Connected() {
+		checks["listen"] = "ok"
+	} else {
+		checks["listen"], ok = "disconnected", false
+	}
+	select {
+	case <-s.stop:
+		checks["server"], ok = "shutting down", false
+	default:
+	}
+	c.Header("Cache-Control", "no-store")
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// recoverer turns a panic into a logged 500 without killing the process.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "route", c.FullPath(), "panic", v)
+				if !c.Writer.Written() {
+					c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": gin.H{"code": "internal", "message": "internal error; it has been logged"}})
+				}
+			}
+		}()
+		c.Next()
+	}
+}
+
+// limitQuery rejects oversized query strings before any parsing.
+func (s *Server) limitQuery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if len(c.Request.URL.RawQuery) > MaxQueryBytes {
+			s.abort(c, &Error{Status: http.StatusRequestURITooLong, Code: "query_too_long", Message: "the query string is too long; name fewer channels"})
+			return
+		}
+		c.Next()
+	}
+}

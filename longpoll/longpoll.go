@@ -1,0 +1,160 @@
+// Package longpoll is herald's long-poll endpoint, for clients that cannot
+// keep a stream open. It rides on the same store.Subscription as the SSE
+// stream, so it has the same guarantees: every event after the cursor, in
+// order, once. A waiting poll costs a parked request and no query: one
+// feed wake-up serves all of them.
+package longpoll
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// Feed is what the handler needs from the store.
+type Feed interface {
+	Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*store.Subscription, error)
+	Head() int64
+}
+
+var _ Feed = (*store.Feed)(nil)
+
+// Request is a validated, authorised poll.
+type Request struct {
+	Channels  []string
+	Cursor    int64
+	HasCursor bool
+	Timeout   time.Duration
+}
+
+// ResetError means the cursor's history is gone (or the cursor is ahead of
+// the log): answer 410 with the head to continue from.
+type ResetError struct{ Head int64 }
+
+func (e *ResetError) Error() string {
+	return "the history after this cursor is no longer retained (or the cursor is ahead of the log); refetch your state and continue from cursor " + strconv.FormatInt(e.Head, 10)
+}
+
+// Hooks observe the handler for metrics; each may be nil.
+type Hooks struct {
+	Waiting   func() (done func())
+	Delivered func(n int, events []*store.Event)
+	Reset     func()
+}
+
+// Handler serves GET /v1/poll.
+type Handler struct {
+	Feed Feed
+	// MaxEvents caps one response (default 500); the cursor lets the
+	// client continue with the next poll.
+	MaxEvents int
+	// Stop is closed at shutdown: waiting polls answer at once.
+	Stop  <-chan struct{}
+	Hooks Hooks
+}
+
+// Serve answers one poll. Errors come back unwritten for the caller's
+// error table (*ResetError among them).
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
+	ctx := r.Context()
+	if !req.HasCursor {
+		// No cursor: where to start, at once.
+		write(w, nil, h.Feed.Head())
+		return nil
+	}
+	sub, err := h.Feed.Subscribe(ctx, req.Channels, req.Cursor, true)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	max := h.MaxEvents
+	if max <= 0 {
+		max = 500
+	}
+	timer := time.NewTimer(req.Timeout)
+	defer timer.Stop()
+	var done func()
+	defer func() {
+		if done != nil {
+			done()
+		}
+	}()
+	cursor := req.Cursor
+	for {
+		b, err := sub.Take(ctx, max)
+		if b.Reset {
+			if h.Hooks.Reset != nil {
+				h.Hooks.Reset()
+			}
+			return &ResetError{Head: b.Cursor}
+		}
+		if b.Cursor > cursor {
+			cursor = b.Cursor
+		}
+		if len(b.Events) > 0 {
+			if h.Hooks.Delivered != nil {
+				h.Hooks.Delivered(len(b.Events), b.Events)
+			}
+			write(w, b.Events, cursor)
+			return nil
+		}
+		if err != nil {
+			// Evicted or shutting down with nothing to hand out: answer
+			// with what we have; the client polls again.
+			write(w, nil, cursor)
+			return nil
+		}
+		if done == nil && h.Hooks.Waiting != nil {
+			done = h.Hooks.Waiting()
+		}
+		select {
+		case <-sub.Ready():
+		case <-sub.Done():
+		case <-timer.C:
+			b, _ := sub.Take(ctx, max)
+			write(w, b.Events, max64(cursor, b.Cursor))
+			return nil
+		case <-h.Stop:
+			write(w, nil, cursor)
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// write sends {"events":[...],"cursor":"N"}, built from each event's
+// pre-encoded JSON.
+func write(w http.ResponseWriter, events []*store.Event, cursor int64) {
+	n := 32
+	for _, ev := range events {
+		n += len(ev.JSON()) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"events":[`...)
+	for i, ev := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, ev.JSON()...)
+	}
+	b = append(b, `],"cursor":"`...)
+	b = strconv.AppendInt(b, cursor, 10)
+	b = append(b, "\"}\n"...)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}

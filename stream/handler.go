@@ -1,0 +1,207 @@
+// Package stream is herald's server-sent-events endpoint and its Go client.
+//
+// The handler is herald's own rather than r3labs/sse/v2's server, which
+// cannot replay from an external store to one subscriber, rewrites ids, and
+// lets one stalled subscriber block a whole stream (DESIGN.md section 1).
+package stream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// Feed is what the handler needs from the store.
+type Feed interface {
+	Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*store.Subscription, error)
+}
+
+var _ Feed = (*store.Feed)(nil)
+
+// Request is a validated, authorised subscription request.
+type Request struct {
+	Channels  []string
+	Cursor    int64
+	HasCursor bool
+	// Expires, if set, is when the client's token expires: the stream ends
+	// then and the client renews and resumes by cursor.
+	Expires time.Time
+	// PlainMessages sends every notice as the default "message" event (no
+	// event: line), for EventSource code that cannot know the types in
+	// advance. The type is inside data either way.
+	PlainMessages bool
+}
+
+// Hooks observe the handler for metrics; each may be nil.
+type Hooks struct {
+	Open      func() (close func())
+	Delivered func(n int, events []*store.Event)
+	Reset     func()
+	Evicted   func()
+}
+
+// Handler serves GET /v1/stream.
+type Handler struct {
+	Feed      Feed
+	Heartbeat time.Duration // ": ping" interval (default 15 s)
+	Retry     time.Duration // reconnect delay told to clients (default 2 s)
+	// MaxLifetime, if set, ends streams after a jittered lifetime in
+	// [0.75, 1] × MaxLifetime so a fleet does not reconnect at once.
+	MaxLifetime time.Duration
+	// WriteTimeout bounds each write; a client that does not read within
+	// it is dropped and resumes by cursor (default 10 s).
+	WriteTimeout time.Duration
+	// Stop is closed at shutdown: streams tell clients when to come back
+	// and end.
+	Stop  <-chan struct{}
+	Log   *slog.Logger
+	Hooks Hooks
+}
+
+const takeBatch = 256
+
+// Serve streams req to w. It returns an error only when nothing has been
+// written yet, so the caller can answer with a JSON error instead.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
+	ctx := r.Context()
+	sub, err := h.Feed.Subscribe(ctx, req.Channels, req.Cursor, req.HasCursor)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	if h.Hooks.Open != nil {
+		defer h.Hooks.Open()()
+	}
+
+	rc := http.NewResponseController(w)
+	// Streams outlive any server-wide write timeout; each write gets its
+	// own deadline instead.
+	_ = rc.SetWriteDeadline(time.Time{})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	sw := &sseWriter{w: w, rc: rc, timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
+	sw.retry(durOr(h.Retry, 2*time.Second))
+	if req.HasCursor {
+		sw.lastID = req.Cursor
+	}
+	if sw.flush() != nil {
+		return nil
+	}
+
+	heartbeat := time.NewTimer(durOr(h.Heartbeat, 15*time.Second))
+	defer heartbeat.Stop()
+	var lifetime, expiry <-chan time.Time
+	if h.MaxLifetime > 0 {
+		t := time.NewTimer(jitter(h.MaxLifetime, 0.75))
+		defer t.Stop()
+		lifetime = t.C
+	}
+	if !req.Expires.IsZero() {
+		t := time.NewTimer(time.Until(req.Expires))
+		defer t.Stop()
+		expiry = t.C
+	}
+	for {
+		select {
+		case <-sub.Ready():
+			if err := h.drain(ctx, sub, sw); err != nil {
+				h.ended(err)
+				return nil
+			}
+			heartbeat.Reset(durOr(h.Heartbeat, 15*time.Second))
+		case <-sub.Done():
+			// Deliver what is pending, then end; the client resumes.
+			if err := h.drain(ctx, sub, sw); err != nil {
+				h.ended(err)
+			}
+			return nil
+		case <-heartbeat.C:
+			// Take refreshes the covered position for quiet channels.
+			if err := h.drain(ctx, sub, sw); err != nil {
+				h.ended(err)
+				return nil
+			}
+			sw.ping()
+			if sw.flush() != nil {
+				return nil
+			}
+			heartbeat.Reset(durOr(h.Heartbeat, 15*time.Second))
+		case <-expiry:
+			sw.comment("token expired")
+			sw.flush()
+			return nil
+		case <-lifetime:
+			return nil
+		case <-h.Stop:
+			// Spread the fleet's reconnects over a few seconds.
+			sw.retry(jitter(5*time.Second, 0.2))
+			sw.flush()
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// drain writes everything Take has, then flushes once.
+func (h *Handler) drain(ctx context.Context, sub *store.Subscription, sw *sseWriter) error {
+	for {
+		b, err := sub.Take(ctx, takeBatch)
+		if b.Reset {
+			if h.Hooks.Reset != nil {
+				h.Hooks.Reset()
+			}
+			sw.reset(b.Cursor)
+		}
+		for _, ev := range b.Events {
+			sw.event(ev)
+		}
+		if len(b.Events) > 0 && h.Hooks.Delivered != nil {
+			h.Hooks.Delivered(len(b.Events), b.Events)
+		}
+		if b.Cursor > sw.covered {
+			sw.covered = b.Cursor
+		}
+		if err != nil {
+			sw.flush()
+			return err
+		}
+		if ferr := sw.flush(); ferr != nil {
+			return ferr
+		}
+		if len(b.Events) == 0 && !b.Reset {
+			return nil
+		}
+	}
+}
+
+func (h *Handler) ended(err error) {
+	if errors.Is(err, store.ErrSlow) && h.Hooks.Evicted != nil {
+		h.Hooks.Evicted()
+	}
+	if h.Log != nil && !errors.Is(err, store.ErrClosed) {
+		h.Log.Debug("stream ended", "reason", err)
+	}
+}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// jitter returns a duration in [lo×d, d].
+func jitter(d time.Duration, lo float64) time.Duration {
+	return time.Duration(float64(d) * (lo + (1-lo)*rand.Float64()))
+}

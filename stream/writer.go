@@ -1,0 +1,98 @@
+package stream
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// sseWriter frames SSE. Framing cannot be broken by payload content: the
+// data line is compact JSON (no raw newlines), ids are integers, and types
+// are validated to [A-Za-z0-9_.:-] on the way in.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	plain   bool
+	buf     []byte
+	err     error
+	lastID  int64 // the id the client holds
+	covered int64 // every event for the client up to here has been written
+}
+
+func (s *sseWriter) event(ev *store.Event) {
+	b := append(s.buf, "id: "...)
+	b = strconv.AppendInt(b, ev.Seq, 10)
+	if !s.plain {
+		b = append(b, "\nevent: "...)
+		b = append(b, ev.Type...)
+	}
+	b = append(b, "\ndata: "...)
+	b = append(b, ev.JSON()...)
+	b = append(b, "\n\n"...)
+	s.buf = b
+	s.lastID = ev.Seq
+}
+
+// reset tells the client its history is gone. The id moves the client's
+// Last-Event-ID to the head, so a browser's automatic reconnect continues
+// from there instead of asking for the lost range again.
+func (s *sseWriter) reset(head int64) {
+	b := append(s.buf, "id: "...)
+	b = strconv.AppendInt(b, head, 10)
+	b = append(b, "\nevent: reset\ndata: {\"cursor\":\""...)
+	b = strconv.AppendInt(b, head, 10)
+	b = append(b, "\"}\n\n"...)
+	s.buf = b
+	s.lastID = head
+}
+
+// ping is the heartbeat. When the log moved past the client's last id with
+// nothing for its channels, it also carries "id: <covered>": EventSource
+// updates lastEventId from an event with no data without dispatching it, so
+// clients of quiet channels keep a fresh cursor and are not reset when old
+// history is dropped.
+func (s *sseWriter) ping() {
+	b := append(s.buf, ": ping\n"...)
+	if s.covered > s.lastID {
+		b = append(b, "id: "...)
+		b = strconv.AppendInt(b, s.covered, 10)
+		b = append(b, '\n')
+		s.lastID = s.covered
+	}
+	s.buf = append(b, '\n')
+}
+
+func (s *sseWriter) comment(text string) {
+	s.buf = append(append(append(s.buf, ": "...), text...), "\n\n"...)
+}
+
+func (s *sseWriter) retry(d time.Duration) {
+	b := append(s.buf, "retry: "...)
+	b = strconv.AppendInt(b, d.Milliseconds(), 10)
+	s.buf = append(b, "\n\n"...)
+}
+
+// flush writes the buffer with a deadline and flushes it to the client.
+func (s *sseWriter) flush() error {
+	if s.err != nil || len(s.buf) == 0 {
+		return s.err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	if _, err := s.w.Write(s.buf); err != nil {
+		s.err = err
+		return err
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = err
+		return err
+	}
+	if cap(s.buf) > 16<<10 {
+		s.buf = nil // return a burst's memory
+	} else {
+		s.buf = s.buf[:0]
+	}
+	return nil
+}
