@@ -94,6 +94,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
 	if cred != nil {
+		if err := reachable(filepath.Dir(dir), cred.Uid); err != nil {
+			return nil, err
+		}
 		// postgres refuses to run as root; as root we run it as the
 		// postgres OS user, who must own the directory and reach it.
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
@@ -206,9 +209,39 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 }
 
 // URL is a connection URL for database db on the cluster's socket.
-func (c *Cluster) URL(db string) string {
-	q := url.Values{"host": {c.dir}, "port": {"5432"}, "user": {"postgres"}}
+func (c *Cluster) URL(db string) string { return SocketURL(c.dir, db) }
+
+// SocketURL is the connection URL for database db of an embedded cluster
+// whose data directory (and so socket) is dir; other herald commands use it
+// to reach a running `herald serve`.
+func SocketURL(dir, db string) string {
+	q := url.Values{"host": {dir}, "port": {"5432"}, "user": {"postgres"}}
 	return "postgres:///" + url.PathEscape(db) + "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+}
+
+// ClusterRunning reports whether an embedded cluster is serving in dir.
+func ClusterRunning(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, ".s.PGSQL.5432"))
+	return err == nil
+}
+
+// reachable checks that uid can traverse every directory down to dir: as
+// root, the cluster runs as the postgres user, and a data directory under
+// /root would otherwise fail deep inside initdb with a baffling message.
+func reachable(dir string, uid uint32) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if ok && !(st.Uid == uid && fi.Mode()&0o100 != 0) && fi.Mode()&0o001 == 0 {
+				return fmt.Errorf("running as root, the embedded PostgreSQL runs as the postgres user, who cannot enter %s; "+
+					"choose a data directory it can reach (for example --data-dir /var/lib/herald) or set DATABASE_URL", d)
+			}
+		}
+		if parent := filepath.Dir(d); parent == d {
+			return nil
+		}
+	}
 }
 
 // Dir is the data directory.
@@ -229,4 +262,24 @@ func (c *Cluster) Stop() error {
 		_ = c.cmd.Process.Kill()
 		return errors.New("embedded postgres did not stop within 30s; killed")
 	}
+}
+
+// CreateDatabase creates database name on the cluster if it does not exist.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to embedded PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
 }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/store"
+)
+
+type serveConfig struct {
+	commonFlags
+	listen          string
+	noMigrate       bool
+	api             api.Config
+	shutdownTimeout time.Duration
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	e := &envFlags{fs: newFlags("serve", stderr), getenv: getenv}
+	cfg.bind(e)
+	e.String(&cfg.listen, "listen", "HERALD_LISTEN", "127.0.0.1:8080", "address to listen on")
+	e.Bool(&cfg.noMigrate, "no-migrate", "HERALD_NO_MIGRATE", "do not apply migrations at start (run `herald migrate up` yourself)")
+	e.Duration(&cfg.api.Heartbeat, "heartbeat", "HERALD_HEARTBEAT", 15*time.Second, "SSE heartbeat interval")
+	e.Duration(&cfg.api.Retry, "retry", "HERALD_RETRY", 2*time.Second, "reconnect delay sent to SSE clients")
+	e.Duration(&cfg.api.MaxLifetime, "max-lifetime", "HERALD_MAX_LIFETIME", 0, "end SSE streams after this long, jittered (0: never)")
+	e.Duration(&cfg.api.PollTimeout, "poll-timeout", "HERALD_POLL_TIMEOUT", 25*time.Second, "default long-poll timeout")
+	e.Duration(&cfg.api.PollMaxTimeout, "poll-max-timeout", "HERALD_POLL_MAX_TIMEOUT", 60*time.Second, "longest long-poll timeout a client may ask for; keep it below your proxy's timeout")
+	e.Int(&cfg.api.MaxChannels, "max-channels", "HERALD_MAX_CHANNELS", 100, "channels per connection")
+	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
+	if err := e.parse(args); err != nil {
+		return err
+	}
+	if e.fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("serve takes no arguments, got %q", e.fs.Args())}
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.api.Log = log
+	return serveWith(ctx, cfg, log, stdout)
+}
+
+func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	// Listen first: a port in use is the most common mistake, and should
+	// not cost a database start.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	defer ln.Close()
+
+	dbase, err := openDatabase(ctx, cfg.databaseURL, cfg.dataDir, true, log)
+	if err != nil {
+		return err
+	}
+	// The embedded cluster stops last, after everything that uses it.
+	defer func() {
+		if cerr := dbase.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if !cfg.noMigrate {
+		v, err := store.Migrate(ctx, dbase.URL, store.MigrateUp, 0)
+		if err != nil {
+			return err
+		}
+		log.Info("database schema current", "version", v)
+	}
+	db, err := store.Open(ctx, dbase.URL, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// Background loops run until shutdown, after the HTTP server has
+	// drained, so streams can finish with what the feed has.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopBG() // runs before wg.Wait
+	seq := db.NewSequencer(store.SequencerOptions{})
+	feed := db.NewFeed(store.FeedOptions{})
+	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := loop(bg); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background loop stopped", "loop", name, "err", err)
+			}
+		}()
+	}
+
+	srv := api.New(cfg.api, db, feed)
+	mountWeb(srv)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// No WriteTimeout: streams live for hours; each write has its
+		// own deadline instead.
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "herald listening on http://%s\n", ln.Addr())
+	log.Info("herald started", "addr", ln.Addr().String(), "embedded_postgres", dbase.cluster != nil)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still running at shutdown timeout; closing them", "err", err)
+		_ = hs.Close()
+	}
+	return nil
+}

@@ -1,0 +1,10 @@
+// Package web holds the browser side of herald: herald.js, the client that
+// dashboards load from the server, and the demo page.
+package web
+
+import "embed"
+
+// FS holds the files served under /herald.js and /demo/.
+//
+//go:embed herald.js
+var FS embed.FS
