@@ -80,32 +80,3 @@ func collect(t *testing.T, sub *store.Subscription, want int, timeout time.Durat
 	}
 	return got
 }
-
-// checkExactlyOnce fails unless seqs are dense from first, strictly
-// increasing, and hold exactly the want payload ids.
-func checkExactlyOnce(t *testing.T, got []*store.Event, want map[string]bool) {
-	t.Helper()
-	seen := map[string]bool{}
-	for i, ev := range got {
-		if i > 0 && ev.Seq <= got[i-1].Seq {
-			t.Fatalf("out of order: seq %d after %d", ev.Seq, got[i-1].Seq)
-		}
-		id := string(ev.Data)
-		if seen[id] {
-			t.Fatalf("duplicate %s at seq %d", id, ev.Seq)
-		}
-		seen[id] = true
-		if !want[id] {
-			t.Fatalf("unexpected event %s (seq %d): rolled back or never written", id, ev.Seq)
-		}
-	}
-	missing := 0
-	for id := range want {
-		if !seen[id] {
-			missing++
-		}
-	}
-	if missing > 0 {
-		t.Fatalf("%d of %d committed events missing", missing, len(want))
-	}
-}

@@ -2,97 +2,12 @@ package store_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/store/pgtest"
 )
-
-// writeLoad runs writers concurrent writers for each of rounds transactions:
-// some held open for tens of ms, some rolled back, some taking their xid
-// early, some writing several rows. It returns the payloads committed.
-func writeLoad(t *testing.T, ctx context.Context, pool *pgxpool.Pool, writers, rounds int, channels []string) map[string]bool {
-	t.Helper()
-	var mu sync.Mutex
-	committed := map[string]bool{}
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 42))
-			for i := 0; i < rounds; i++ {
-				rows := 1 + r.IntN(3)
-				var ids []string
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if r.IntN(4) == 0 {
-						// Take the xid first, insert later: the row's xid is
-						// older than rows committed meanwhile.
-						if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-							return err
-						}
-					}
-					for k := 0; k < rows; k++ {
-						id := fmt.Sprintf(`{"w": %d, "i": %d, "k": %d}`, w, i, k)
-						ch := channels[r.IntN(len(channels))]
-						if _, err := tx.Exec(ctx, `INSERT INTO herald.events (channel, data) VALUES ($1, $2)`, ch, id); err != nil {
-							return err
-						}
-						ids = append(ids, id)
-					}
-					if r.IntN(5) == 0 {
-						time.Sleep(time.Duration(10+r.IntN(60)) * time.Millisecond) // held open
-					}
-					if r.IntN(8) == 0 {
-						return errRollback
-					}
-					return nil
-				})
-				if err == errRollback {
-					continue
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					committed[id] = true
-				}
-				mu.Unlock()
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("writer: %v", err)
-	}
-	return normalize(t, pool, committed)
-}
-
-var errRollback = fmt.Errorf("rollback on purpose")
-
-// normalize maps payloads to jsonb's canonical text, as the feed returns it.
-func normalize(t *testing.T, pool *pgxpool.Pool, in map[string]bool) map[string]bool {
-	t.Helper()
-	out := make(map[string]bool, len(in))
-	for id := range in {
-		var s string
-		if err := pool.QueryRow(context.Background(), `SELECT $1::jsonb::text`, id).Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out[s] = true
-	}
-	return out
-}
 
 func TestConcurrentWritersExactlyOnceInOrder(t *testing.T) {
 	n, pool, _ := setup(t)
@@ -103,9 +18,9 @@ func TestConcurrentWritersExactlyOnceInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	committed := writeLoad(t, ctx, pool, 16, 60, channels)
+	committed := pgtest.WriteLoad(t, ctx, pool, 16, 60, channels)
 	got := collect(t, sub, len(committed), 60*time.Second)
-	checkExactlyOnce(t, got, committed)
+	pgtest.CheckExactlyOnce(t, got, committed)
 	// seq is dense across all channels: one subscriber on every channel
 	// sees 1, 2, 3, ...
 	for i, ev := range got {
@@ -176,11 +91,11 @@ func TestTerminatedBackendsLoseNothing(t *testing.T) {
 			}
 		}
 	}()
-	committed := writeLoad(t, ctx, pool, 8, 60, channels)
+	committed := pgtest.WriteLoad(t, ctx, pool, 8, 60, channels)
 	close(stop)
 	kills := <-killed
 	got := collect(t, sub, len(committed), 60*time.Second)
-	checkExactlyOnce(t, got, committed)
+	pgtest.CheckExactlyOnce(t, got, committed)
 	if kills < 4 {
 		t.Fatalf("only %d backends terminated; the test did not disturb enough", kills)
 	}
@@ -202,9 +117,9 @@ func TestTwoNodesOneSequences(t *testing.T) {
 	}
 	subA, _ := a.feed.Subscribe(ctx, []string{"c"}, 0, true)
 	subB, _ := b.feed.Subscribe(ctx, []string{"c"}, 0, true)
-	committed := writeLoad(t, ctx, pool, 4, 25, []string{"c"})
-	checkExactlyOnce(t, collect(t, subA, len(committed), 30*time.Second), committed)
-	checkExactlyOnce(t, collect(t, subB, len(committed), 30*time.Second), committed)
+	committed := pgtest.WriteLoad(t, ctx, pool, 4, 25, []string{"c"})
+	pgtest.CheckExactlyOnce(t, collect(t, subA, len(committed), 30*time.Second), committed)
+	pgtest.CheckExactlyOnce(t, collect(t, subB, len(committed), 30*time.Second), committed)
 
 	// Stop the leader: the other takes over and keeps sequencing.
 	leader, other := a, b

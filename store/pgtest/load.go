@@ -1,0 +1,115 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-dev/herald/store"
+)
+
+var errRollback = errors.New("rollback on purpose")
+
+// WriteLoad runs writers concurrent writers for rounds transactions each,
+// inserting 1-3 rows per transaction on random channels, with the patterns
+// that break naive cursors: some transactions take their xid early and
+// insert later, some are held open for 10-70 ms, some roll back. It returns
+// the payloads of the committed rows, exactly as the log returns them
+// (jsonb's canonical text), so tests compare Event.Data against it.
+func WriteLoad(t testing.TB, ctx context.Context, pool *pgxpool.Pool, writers, rounds int, channels []string) map[string]bool {
+	t.Helper()
+	var mu sync.Mutex
+	committed := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for i := 0; i < rounds; i++ {
+				var ids []string
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					ids = ids[:0]
+					if r.IntN(4) == 0 {
+						// Take the xid first, insert later: the row's xid is
+						// older than rows committed meanwhile.
+						if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+							return err
+						}
+					}
+					for k := range 1 + r.IntN(3) {
+						// jsonb's canonical text, so no round trip is needed.
+						id := fmt.Sprintf(`{"i": %d, "k": %d, "w": %d}`, i, k, w)
+						ch := channels[r.IntN(len(channels))]
+						if _, err := tx.Exec(ctx, `INSERT INTO herald.events (channel, data) VALUES ($1, $2)`, ch, id); err != nil {
+							return err
+						}
+						ids = append(ids, id)
+					}
+					if r.IntN(5) == 0 {
+						time.Sleep(time.Duration(10+r.IntN(60)) * time.Millisecond) // held open
+					}
+					if r.IntN(8) == 0 {
+						return errRollback
+					}
+					return nil
+				})
+				if errors.Is(err, errRollback) {
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					committed[id] = true
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return committed
+}
+
+// CheckExactlyOnce fails unless got's seqs strictly increase and got holds
+// exactly the payloads in want, each once.
+func CheckExactlyOnce(t testing.TB, got []*store.Event, want map[string]bool) {
+	t.Helper()
+	seen := make(map[string]bool, len(got))
+	for i, ev := range got {
+		if i > 0 && ev.Seq <= got[i-1].Seq {
+			t.Fatalf("out of order: seq %d after %d", ev.Seq, got[i-1].Seq)
+		}
+		id := string(ev.Data)
+		if seen[id] {
+			t.Fatalf("duplicate %s at seq %d", id, ev.Seq)
+		}
+		seen[id] = true
+		if !want[id] {
+			t.Fatalf("unexpected event %s (seq %d): rolled back or never written", id, ev.Seq)
+		}
+	}
+	missing := 0
+	for id := range want {
+		if !seen[id] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d committed events missing", missing, len(want))
+	}
+}
