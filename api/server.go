@@ -28,22 +28,39 @@ type Config struct {
 	PollMaxTimeout time.Duration // highest accepted (default 60 s)
 	MaxPending     int
 	Log            *slog.Logger
-	// Authorizer decides who may read which channels; nil treats every
-	// channel as public.
+	// Authorizer decides who may read which channels; nil is a
+	// ChannelAuth with no tokens: public channels open, private- refused.
 	Authorizer Authorizer
+	// MaxConnsPerSubject limits a token subject's open streams and polls
+	// across all replicas (needs Leases); MaxConnsPerIP limits anonymous
+	// ones per client address on this replica. 0 = no limit.
+	MaxConnsPerSubject int
+	MaxConnsPerIP      int
+	Leases             SubjectLimiter
+	// APIKeys may POST /v1/events; none configured disables the endpoint.
+	APIKeys []string
+	// CORSOrigins are the browser origins allowed to call herald ("*" for
+	// any, without credentials). None: no cross-origin access.
+	CORSOrigins []string
+	// TrustedProxies may set X-Forwarded-For (CIDRs or IPs); none: the
+	// client address is the TCP peer.
+	TrustedProxies []string
 }
 
 // DB is what the api needs from the database handle.
 type DB interface {
 	Ping(ctx context.Context) error
 	SchemaVersion(ctx context.Context) (int64, bool, error)
+	Append(ctx context.Context, events ...store.NewEvent) ([]int64, error)
+	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (store.Page, error)
 }
 
 var _ DB = (*store.DB)(nil)
 
-// FeedStatus is what readiness needs from the feed.
+// FeedStatus is what readiness and history need from the feed.
 type FeedStatus interface {
 	Connected() bool
+	Head() int64
 }
 
 // Server holds the handlers and the shutdown signal.
@@ -57,6 +74,8 @@ type Server struct {
 	engine   *gin.Engine
 	stop     chan struct{}
 	stopOnce sync.Once
+	ips      ipCounter
+	apiKeys  [][]byte
 }
 
 // New builds the router.
@@ -74,9 +93,12 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Authorizer == nil {
-		cfg.Authorizer = publicChannels{}
+		cfg.Authorizer = &ChannelAuth{}
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, db: db, feed: feed, stop: make(chan struct{})}
+	for _, k := range cfg.APIKeys {
+		s.apiKeys = append(s.apiKeys, []byte(k))
+	}
 	s.stream = &stream.Handler{
 		Feed: feed, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, MaxLifetime: cfg.MaxLifetime,
 		Stop: s.stop, Log: cfg.Log,
@@ -85,7 +107,12 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(s.recoverer(), s.limitQuery())
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		// Validated by cmd; a bad entry here falls back to trusting none.
+		cfg.Log.Warn("trusted proxies", "err", err)
+		_ = e.SetTrustedProxies(nil)
+	}
+	e.Use(s.recoverer(), s.cors(), s.limitQuery())
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) {
 		s.abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint; see the README for the API"})
@@ -99,6 +126,8 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	// the client as they are written.
 	e.GET("/v1/stream", s.handleStream)
 	e.GET("/v1/poll", s.handlePoll)
+	e.POST("/v1/events", s.handlePublish)
+	e.GET("/v1/channels/:channel/events", s.handleHistory)
 	s.engine = e
 	return s
 }
@@ -125,7 +154,7 @@ func (s *Server) handleStream(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	grant, err := s.cfg.Authorizer.Authorize(c.Request, channels)
+	grant, err := s.authorize(c, channels, true)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -156,7 +185,7 @@ func (s *Server) handlePoll(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	grant, err := s.cfg.Authorizer.Authorize(c.Request, channels)
+	grant, err := s.authorize(c, channels, true)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -169,6 +198,25 @@ func (s *Server) handlePoll(c *gin.Context) {
 	if err := s.poll.Serve(c.Writer, c.Request, req); err != nil {
 		s.abort(c, err)
 	}
+}
+
+// authorize is the one authorisation path for stream, poll and history:
+// the Authorizer's grant, then (for connections) the limits.
+func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (Grant, error) {
+	g, err := s.cfg.Authorizer.Authorize(c.Request, channels)
+	if err != nil || !connection {
+		return g, err
+	}
+	release, err := s.admit(c.Request.Context(), g, c.ClientIP())
+	if err != nil {
+		return g, err
+	}
+	if prev := g.Release; prev != nil {
+		g.Release = func() { release(); prev() }
+	} else {
+		g.Release = release
+	}
+	return g, nil
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -23,6 +23,7 @@ type Env struct {
 	DB     *store.DB
 	Feed   *store.Feed
 	Seq    *store.Sequencer
+	Leases *store.Leases
 	Server *api.Server
 	HTTP   *httptest.Server
 	Pool   *pgxpool.Pool // for tests that write as an app would
@@ -56,10 +57,15 @@ func Start(t testing.TB, opts Options) *Env {
 	e := &Env{DBURL: url, DB: db}
 	e.Seq = db.NewSequencer(store.SequencerOptions{})
 	e.Feed = db.NewFeed(opts.Feed)
+	e.Leases = db.NewLeases(0)
+	if opts.API.Leases == nil {
+		opts.API.Leases = e.Leases
+	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = e.Seq.Run(ctx) }()
 	go func() { defer wg.Done(); _ = e.Feed.Run(ctx) }()
+	go func() { defer wg.Done(); _ = e.Leases.Renew(ctx) }()
 	e.Server = api.New(opts.API, db, e.Feed)
 	e.HTTP = httptest.NewServer(e.Server.Handler())
 	e.URL = e.HTTP.URL

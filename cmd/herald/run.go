@@ -30,6 +30,7 @@ Usage:
   herald migrate up|down|version|force N
   herald publish CHANNEL [TYPE] JSON insert one event (as an app would)
   herald tail [--from N] CHANNEL...  print notices as they arrive, one JSON line each
+  herald token --sub U --channel C... [--ttl 1h]  print a token for HERALD_JWT_SECRET
 
 Run "herald COMMAND -h" for a command's flags. Every flag can also be set
 in the environment (shown in brackets).
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return publish(ctx, args, getenv, stdout, stderr)
 	case "tail":
 		return tail(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return token(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

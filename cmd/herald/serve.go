@@ -17,6 +17,7 @@ import (
 
 type serveConfig struct {
 	commonFlags
+	auth            authFlags
 	listen          string
 	noMigrate       bool
 	api             api.Config
@@ -35,6 +36,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	e.Duration(&cfg.api.PollTimeout, "poll-timeout", "HERALD_POLL_TIMEOUT", 25*time.Second, "default long-poll timeout")
 	e.Duration(&cfg.api.PollMaxTimeout, "poll-max-timeout", "HERALD_POLL_MAX_TIMEOUT", 60*time.Second, "longest long-poll timeout a client may ask for; keep it below your proxy's timeout")
 	e.Int(&cfg.api.MaxChannels, "max-channels", "HERALD_MAX_CHANNELS", 100, "channels per connection")
+	cfg.auth.bind(e)
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
 	if err := e.parse(args); err != nil {
 		return err
@@ -47,6 +49,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	cfg.api.Log = log
+	if err := cfg.auth.apply(&cfg.api, log); err != nil {
+		return err
+	}
 	return serveWith(ctx, cfg, log, stdout)
 }
 
@@ -91,7 +96,9 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	defer stopBG() // runs before wg.Wait
 	seq := db.NewSequencer(store.SequencerOptions{})
 	feed := db.NewFeed(store.FeedOptions{})
-	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run} {
+	leases := db.NewLeases(0)
+	cfg.api.Leases = leases
+	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run, "leases": leases.Renew} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,0 +1,77 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// maxHistory bounds one history page.
+const maxHistory = 1000
+
+// handleHistory is GET /v1/channels/{channel}/events?after=N&limit=M: a
+// channel's stored notices after a cursor, for clients that want to page
+// through instead of stream. Same authorisation as subscribing.
+func (s *Server) handleHistory(c *gin.Context) {
+	ch := c.Param("channel")
+	if err := store.ValidateChannel(ch); err != nil {
+		s.abort(c, badRequest("invalid_channel", err.(*store.InvalidError).Reason))
+		return
+	}
+	after, _, err := parseCursor(c.Query("after"), "after")
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	limit := 100
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistory {
+			s.abort(c, badRequest("invalid_limit", fmt.Sprintf("limit must be a whole number from 1 to %d (got %q)", maxHistory, truncate(v, 20))))
+			return
+		}
+		limit = n
+	}
+	if _, err := s.authorize(c, []string{ch}, false); err != nil {
+		s.abort(c, err)
+		return
+	}
+	// Up to what this replica has delivered: history never runs ahead of
+	// the streams.
+	head := s.feed.Head()
+	page, err := s.db.After(c.Request.Context(), after, []string{ch}, head, limit)
+	if errors.Is(err, store.ErrTooOld) {
+		h := page.Head
+		s.abort(c, &Error{Status: http.StatusGone, Code: "reset", Cursor: &h,
+			Message: "the history after this cursor is no longer retained; refetch your state and continue from cursor " + strconv.FormatInt(h, 10)})
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	// The cursor to continue from: the last event's seq, or when the page
+	// is not full, the head (nothing more on this channel up to it).
+	next := head
+	if len(page.Events) == limit {
+		next = page.Events[len(page.Events)-1].Seq
+	}
+	next = max(next, after)
+	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Type", "application/json; charset=utf-8")
+	c.Status(http.StatusOK)
+	w := c.Writer
+	_, _ = w.WriteString(`{"events":[`)
+	for i, e := range page.Events {
+		if i > 0 {
+			_, _ = w.WriteString(",")
+		}
+		_, _ = w.Write(e.JSON())
+	}
+	_, _ = w.WriteString(`],"cursor":"` + strconv.FormatInt(next, 10) + `"}`)
+}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/herald-dev/herald/store"
+)
+
+// MaxPublishBatch and maxPublishBody bound one POST /v1/events.
+const (
+	MaxPublishBatch = 1000
+	maxPublishBody  = 2 << 20
+)
+
+// publishEvent is one event in a POST /v1/events body.
+type publishEvent struct {
+	Channel string          `json:"channel"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// handlePublish is POST /v1/events: for backends that cannot write to
+// the database. Body: one event object, an array of them, or
+// {"events":[...]}. Answers 201 {"ids":[...]} with the inbox ids; the seqs
+// follow once the sequencer has ordered them.
+func (s *Server) handlePublish(c *gin.Context) {
+	if err := s.checkAPIKey(c.Request); err != nil {
+		s.abort(c, err)
+		return
+	}
+	events, err := decodePublish(c.Request)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	ids, err := s.db.Append(c.Request.Context(), events...)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, gin.H{"ids": ids})
+}
+
+// checkAPIKey compares the bearer key against every configured key in
+// constant time.
+func (s *Server) checkAPIKey(r *http.Request) error {
+	if len(s.apiKeys) == 0 {
+		return &Error{Status: http.StatusNotFound, Code: "publish_disabled",
+			Message: "publishing over HTTP is off: set HERALD_API_KEYS, or INSERT into herald.events"}
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) < 8 || !strings.EqualFold(h[:7], "bearer ") {
+		return &Error{Status: http.StatusUnauthorized, Code: "api_key_required", Message: "send the server key as Authorization: Bearer <key>"}
+	}
+	got := []byte(strings.TrimSpace(h[7:]))
+	ok := 0
+	for _, k := range s.apiKeys {
+		ok |= subtle.ConstantTimeCompare(got, k)
+	}
+	if ok != 1 {
+		return &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "the server key is not valid"}
+	}
+	return nil
+}
+
+func decodePublish(r *http.Request) ([]store.NewEvent, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxPublishBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: fmt.Sprintf("the body is over %d bytes; send fewer events per request", maxPublishBody)}
+		}
+		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_body", Message: "could not read the body"}
+	}
+	body = bytes.TrimSpace(body)
+	var list []publishEvent
+	switch {
+	case len(body) == 0:
+		return nil, badRequest("invalid_body", `the body is empty; send {"channel":"...","type":"...","data":{...}}`)
+	case body[0] == '[':
+		err = json.Unmarshal(body, &list)
+	default:
+		var wrap struct {
+			Events []publishEvent `json:"events"`
+			publishEvent
+		}
+		if err = json.Unmarshal(body, &wrap); err == nil {
+			if wrap.Events != nil {
+				list = wrap.Events
+			} else {
+				list = []publishEvent{wrap.publishEvent}
+			}
+		}
+	}
+	if err != nil {
+		return nil, badRequest("invalid_body", "the body is not valid JSON: "+truncate(err.Error(), 200))
+	}
+	if len(list) == 0 {
+		return nil, badRequest("invalid_body", "no events in the body")
+	}
+	if len(list) > MaxPublishBatch {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_many_events", Message: fmt.Sprintf("at most %d events per request", MaxPublishBatch)}
+	}
+	out := make([]store.NewEvent, len(list))
+	for i, e := range list {
+		ne := store.NewEvent{Channel: e.Channel, Type: e.Type, Data: e.Data}
+		if ne.Type == "" {
+			ne.Type = "message"
+		}
+		if len(ne.Data) == 0 {
+			ne.Data = json.RawMessage("{}")
+		}
+		if err := ne.Validate(); err != nil {
+			var inv *store.InvalidError
+			if len(list) > 1 && errors.As(err, &inv) {
+				// Say which one; the table still maps it to 400 or 413.
+				return nil, &store.InvalidError{Field: inv.Field, Reason: fmt.Sprintf("event %d: %s", i, inv.Reason), TooLarge: inv.TooLarge}
+			}
+			return nil, err
+		}
+		out[i] = ne
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"crypto"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/herald-dev/herald/api"
+)
+
+// authFlags configure who may read private channels and who may publish.
+type authFlags struct {
+	jwtSecret      string
+	publicKeysFile string
+	authURL        string
+	authTTL        time.Duration
+	authTimeout    time.Duration
+	requireToken   bool
+	perSubject     int
+	perIP          int
+	apiKeys        string
+	corsOrigins    string
+	trustedProxies string
+}
+
+func (a *authFlags) bind(e *envFlags) {
+	e.String(&a.jwtSecret, "jwt-secret", "HERALD_JWT_SECRET", "", "HS256 secret (>= 32 bytes) for tokens granting private- channels")
+	e.String(&a.publicKeysFile, "jwt-public-keys", "HERALD_JWT_PUBLIC_KEYS", "", "PEM file of Ed25519/RSA public keys for EdDSA/RS256 tokens")
+	e.String(&a.authURL, "auth-url", "HERALD_AUTH_URL", "", "app endpoint asked (POST) about private channels a token does not grant")
+	e.Duration(&a.authTTL, "auth-cache-ttl", "HERALD_AUTH_CACHE_TTL", 30*time.Second, "how long the app's answers are cached")
+	e.Duration(&a.authTimeout, "auth-timeout", "HERALD_AUTH_TIMEOUT", 3*time.Second, "how long to wait for the app's answer")
+	e.Bool(&a.requireToken, "require-token", "HERALD_REQUIRE_TOKEN", "public channels need a token too")
+	e.Int(&a.perSubject, "max-conns-per-subject", "HERALD_MAX_CONNS_PER_SUBJECT", 0, "open connections per token subject, across replicas (0: no limit)")
+	e.Int(&a.perIP, "max-conns-per-ip", "HERALD_MAX_CONNS_PER_IP", 0, "anonymous connections per client address (0: no limit)")
+	e.String(&a.apiKeys, "api-keys", "HERALD_API_KEYS", "", "comma-separated server keys allowed to POST /v1/events")
+	e.String(&a.corsOrigins, "cors-origins", "HERALD_CORS_ORIGINS", "", "comma-separated browser origins allowed to call herald")
+	e.String(&a.trustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed")
+}
+
+// apply fills the API config's authorisation parts.
+func (a *authFlags) apply(cfg *api.Config, log *slog.Logger) error {
+	var keys []crypto.PublicKey
+	if a.publicKeysFile != "" {
+		b, err := os.ReadFile(a.publicKeysFile)
+		if err != nil {
+			return &usageError{fmt.Sprintf("HERALD_JWT_PUBLIC_KEYS: %v", err)}
+		}
+		if keys, err = api.ParsePublicKeys(b); err != nil {
+			return &usageError{fmt.Sprintf("HERALD_JWT_PUBLIC_KEYS %s: %v", a.publicKeysFile, err)}
+		}
+	}
+	auth := &api.ChannelAuth{RequireToken: a.requireToken}
+	if a.jwtSecret != "" || len(keys) > 0 {
+		v, err := api.NewTokenVerifier([]byte(a.jwtSecret), keys)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		auth.Tokens = v
+	}
+	if a.authURL != "" {
+		if !strings.HasPrefix(a.authURL, "http://") && !strings.HasPrefix(a.authURL, "https://") {
+			return &usageError{"HERALD_AUTH_URL must be an http:// or https:// URL"}
+		}
+		auth.App = &api.AuthURL{URL: a.authURL, TTL: a.authTTL, Timeout: a.authTimeout, Log: log}
+	}
+	cfg.Authorizer = auth
+	cfg.MaxConnsPerSubject, cfg.MaxConnsPerIP = a.perSubject, a.perIP
+	cfg.APIKeys = splitList(a.apiKeys)
+	cfg.CORSOrigins = splitList(a.corsOrigins)
+	for i, o := range cfg.CORSOrigins {
+		cfg.CORSOrigins[i] = strings.TrimRight(o, "/")
+	}
+	cfg.TrustedProxies = splitList(a.trustedProxies)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

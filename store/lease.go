@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrLimit means a subject already holds as many connections as allowed.
+var ErrLimit = errors.New("connection limit reached")
+
+// Leases counts open connections per subject across all replicas, with a
+// row per connection in herald.leases. Each replica renews its own rows
+// while it runs; rows of a replica that died stop counting after TTL.
+type Leases struct {
+	db   *DB
+	node string
+	ttl  time.Duration
+
+	mu     sync.Mutex
+	orphan []int64 // released leases whose DELETE failed; Renew retries
+}
+
+// NewLeases returns this replica's lease keeper; run Renew in the
+// background while it serves.
+func (db *DB) NewLeases(ttl time.Duration) *Leases {
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Leases{db: db, node: hex.EncodeToString(b), ttl: ttl}
+}
+
+// Acquire takes one of subject's max connections, or returns ErrLimit.
+// The check and the insert are serialised per subject by a transaction
+// advisory lock, so two replicas cannot both take the last one.
+func (l *Leases) Acquire(ctx context.Context, subject string, max int) (release func(), err error) {
+	var id int64
+	err = l.db.pool.QueryRow(ctx, `
+		WITH lock AS (SELECT pg_advisory_xact_lock(hashtextextended('herald.lease:' || $1, 0))),
+		live AS (
+			SELECT count(*) AS n FROM herald.leases, lock
+			 WHERE subject = $1 AND expires_at > now()
+		)
+		INSERT INTO herald.leases (subject, node, expires_at)
+		SELECT $1, $2, now() + $3::interval FROM live WHERE live.n < $4
+		RETURNING id`, subject, l.node, l.ttl.String(), max).Scan(&id)
+	if err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrLimit
+		}
+		return nil, fmt.Errorf("acquire lease for %q: %w", subject, err)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := l.db.pool.Exec(ctx, `DELETE FROM herald.leases WHERE id = $1`, id); err != nil {
+			// Database away: the next Renew deletes it.
+			l.mu.Lock()
+			l.orphan = append(l.orphan, id)
+			l.mu.Unlock()
+		}
+	}, nil
+}
+
+// Renew keeps this replica's leases alive and clears expired rows, until
+// ctx ends; then it deletes this replica's rows.
+func (l *Leases) Renew(ctx context.Context) error {
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	defer func() {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = l.db.pool.Exec(c, `DELETE FROM herald.leases WHERE node = $1`, l.node)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := l.renew(ctx); err != nil && ctx.Err() == nil {
+			l.db.log.Warn("renew connection leases", "err", err)
+		}
+	}
+}
+
+// renew extends this replica's leases, and deletes released leases whose
+// DELETE failed and everyone's expired ones.
+func (l *Leases) renew(ctx context.Context) error {
+	l.mu.Lock()
+	orphan := l.orphan
+	l.orphan = nil
+	l.mu.Unlock()
+	if _, err := l.db.pool.Exec(ctx, `
+		DELETE FROM herald.leases WHERE id = ANY($1) OR expires_at < now()`, orphan); err != nil {
+		l.mu.Lock()
+		l.orphan = append(l.orphan, orphan...)
+		l.mu.Unlock()
+		return fmt.Errorf("clear: %w", err)
+	}
+	if _, err := l.db.pool.Exec(ctx, `
+		UPDATE herald.leases SET expires_at = now() + $2::interval WHERE node = $1`, l.node, l.ttl.String()); err != nil {
+		return fmt.Errorf("extend: %w", err)
+	}
+	return nil
+}
