@@ -22,7 +22,7 @@ type appAnswer struct {
 	// Unauthenticated: the app answered 401 (no user), not 403.
 	Unauthenticated bool
 	Channels        []string // granted channels; empty with Allowed = all asked
-	Subject  string
+	Subject         string
 }
 
 func (a appAnswer) grants(ch string) bool {

@@ -53,7 +53,7 @@ func (s *Server) admit(ctx context.Context, g Grant, ip string) (func(), error) 
 		release, err := s.cfg.Leases.Acquire(ctx, g.Subject, s.cfg.MaxConnsPerSubject)
 		if errors.Is(err, store.ErrLimit) {
 			return nil, &Error{Status: http.StatusTooManyRequests, Code: "too_many_connections",
-				Message: fmt.Sprintf("this user already has %d open connections; close one (herald.js can share one connection between tabs)", s.cfg.MaxConnsPerSubject),
+				Message:    fmt.Sprintf("this user already has %d open connections; close one (herald.js can share one connection between tabs)", s.cfg.MaxConnsPerSubject),
 				RetryAfter: 5 * time.Second}
 		}
 		return release, err
