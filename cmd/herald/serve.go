@@ -22,6 +22,9 @@ type serveConfig struct {
 	noMigrate       bool
 	api             api.Config
 	shutdownTimeout time.Duration
+	// extend, if set, adds routes and background loops once the database
+	// is ready (herald demo uses it). The loops stop with the server.
+	extend func(ctx context.Context, srv *api.Server, dbURL string) ([]func(context.Context) error, error)
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -110,6 +113,21 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 
 	srv := api.New(cfg.api, db, feed)
 	mountWeb(srv)
+	if cfg.extend != nil {
+		loops, err := cfg.extend(ctx, srv, dbase.URL)
+		if err != nil {
+			return err
+		}
+		for _, loop := range loops {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := loop(bg); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("background loop stopped", "err", err)
+				}
+			}()
+		}
+	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
