@@ -44,6 +44,7 @@ type Feed struct {
 	stopped bool
 
 	head      atomic.Int64 // every event <= head has been pushed to subscribers
+	floor     atomic.Int64 // lowest retained seq, as of the last read
 	connected atomic.Bool
 	ready     chan struct{} // closed once head is known
 	readyOnce sync.Once
@@ -165,18 +166,35 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		head := f.head.Load()
 		f.db.logReads.Add(1)
 		events := make([]*Event, 0, 16)
+		// The floor comes along so ring replays respect retention.
 		rows, err := conn.Query(ctx, `
-			SELECT seq, channel, type, data, at FROM herald.event_log
-			WHERE seq > $1 ORDER BY seq LIMIT $2`, head, f.opts.Fetch)
+			SELECT s.floor_seq, e.seq, e.channel, e.type, e.data, e.at
+			FROM herald.sequencer_state s
+			LEFT JOIN LATERAL (
+				SELECT seq, channel, type, data, at FROM herald.event_log
+				WHERE seq > $1 ORDER BY seq LIMIT $2
+			) e ON true
+			ORDER BY e.seq`, head, f.opts.Fetch)
 		if err != nil {
 			return fmt.Errorf("read log after %d: %w", head, err)
 		}
 		for rows.Next() {
-			e := &Event{}
-			if err := rows.Scan(&e.Seq, &e.Channel, &e.Type, &e.Data, &e.At); err != nil {
+			var (
+				floor        int64
+				seq          *int64
+				channel, typ *string
+				data         []byte
+				at           *time.Time
+			)
+			if err := rows.Scan(&floor, &seq, &channel, &typ, &data, &at); err != nil {
 				rows.Close()
 				return fmt.Errorf("read log after %d: %w", head, err)
 			}
+			f.floor.Store(floor)
+			if seq == nil {
+				continue
+			}
+			e := &Event{Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			e.JSON() // encode once, before any subscriber sees it
 			events = append(events, e)
 		}

@@ -28,6 +28,10 @@ type SequencerOptions struct {
 	OnBatch func(rows int, head int64, took time.Duration)
 	// OnLeader, if set, is called when leadership is gained or lost.
 	OnLeader func(leader bool)
+	// Retention bounds the log; the zero value keeps everything.
+	Retention Retention
+	// OnRetention, if set, is called after the floor moved.
+	OnRetention func(floor int64, droppedPartitions int)
 }
 
 // Sequencer copies inbox rows into the event log in commit order with a
@@ -50,6 +54,9 @@ func (db *DB) NewSequencer(opts SequencerOptions) *Sequencer {
 	}
 	if opts.Standby <= 0 {
 		opts.Standby = time.Second
+	}
+	if opts.Retention.Every <= 0 {
+		opts.Retention.Every = time.Minute
 	}
 	return &Sequencer{db: db, opts: opts}
 }
@@ -143,6 +150,7 @@ type tick struct {
 	partUpto int64  // partitions exist for seq < partUpto
 	partSize int64
 	trimmed  time.Time
+	retained time.Time
 }
 
 func loadTick(ctx context.Context, conn *pgx.Conn) (tick, error) {
@@ -193,6 +201,16 @@ func (s *Sequencer) step(ctx context.Context, conn *pgx.Conn, t *tick) (int, err
 			return n, err
 		}
 		t.trimmed = time.Now()
+	}
+	if r := s.opts.Retention; r.enabled() && time.Since(t.retained) > r.Every {
+		t.retained = time.Now()
+		floor, dropped, err := applyRetention(ctx, conn, r, t.lastSeq)
+		if err != nil {
+			// Not fatal to sequencing (a lock timeout, say): next time.
+			s.db.log.Warn("retention", "err", err)
+		} else if s.opts.OnRetention != nil {
+			s.opts.OnRetention(floor, dropped)
+		}
 	}
 	return n, nil
 }

@@ -209,7 +209,9 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	f := s.feed
 	f.mu.RLock()
-	if f.ring.covers(s.last) {
+	// Below the floor the history is gone: the database says reset, and
+	// the ring must not say otherwise just because it still remembers.
+	if f.ring.covers(s.last) && s.last+1 >= f.floor.Load() {
 		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
 		f.mu.RUnlock()
 		return s.advance(events, max), nil

@@ -46,6 +46,19 @@ func (e *envFlags) Int(p *int, name, env string, def int, help string) {
 	e.fs.IntVar(p, name, v, fmt.Sprintf("%s [%s]", help, env))
 }
 
+func (e *envFlags) Int64(p *int64, name, env string, def int64, help string) {
+	v := def
+	if s := e.getenv(env); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want a whole number", env, s)})
+		} else {
+			v = n
+		}
+	}
+	e.fs.Int64Var(p, name, v, fmt.Sprintf("%s [%s]", help, env))
+}
+
 func (e *envFlags) Bool(p *bool, name, env string, help string) {
 	v := false
 	if s := e.getenv(env); s != "" {

@@ -22,6 +22,7 @@ type serveConfig struct {
 	noMigrate       bool
 	api             api.Config
 	shutdownTimeout time.Duration
+	retention       store.Retention
 	// extend, if set, adds routes and background loops once the database
 	// is ready (herald demo uses it). The loops stop with the server.
 	extend func(ctx context.Context, srv *api.Server, dbURL string) ([]func(context.Context) error, error)
@@ -40,6 +41,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	e.Duration(&cfg.api.PollMaxTimeout, "poll-max-timeout", "HERALD_POLL_MAX_TIMEOUT", 60*time.Second, "longest long-poll timeout a client may ask for; keep it below your proxy's timeout")
 	e.Int(&cfg.api.MaxChannels, "max-channels", "HERALD_MAX_CHANNELS", 100, "channels per connection")
 	cfg.auth.bind(e)
+	e.Duration(&cfg.retention.MaxAge, "retention", "HERALD_RETENTION", 24*time.Hour, "keep history this long (0: forever); older cursors get a reset")
+	e.Int64(&cfg.retention.MaxEvents, "retention-events", "HERALD_RETENTION_EVENTS", 0, "keep at most this many events (0: no count limit)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
 	if err := e.parse(args); err != nil {
 		return err
@@ -97,7 +100,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopBG() // runs before wg.Wait
-	seq := db.NewSequencer(store.SequencerOptions{})
+	seq := db.NewSequencer(store.SequencerOptions{Retention: cfg.retention})
 	feed := db.NewFeed(store.FeedOptions{})
 	leases := db.NewLeases(0)
 	cfg.api.Leases = leases
