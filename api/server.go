@@ -42,6 +42,9 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call herald ("*" for
 	// any, without credentials). None: no cross-origin access.
 	CORSOrigins []string
+	// Metrics, if set, are updated and served at /metrics. Wire the
+	// sequencer and feed with Metrics.Sequencer and Metrics.Feed.
+	Metrics *Metrics
 	// TrustedProxies may set X-Forwarded-For (CIDRs or IPs); none: the
 	// client address is the TCP peer.
 	TrustedProxies []string
@@ -104,6 +107,10 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		Stop: s.stop, Log: cfg.Log,
 	}
 	s.poll = &longpoll.Handler{Feed: feed, Stop: s.stop}
+	if m := cfg.Metrics; m != nil {
+		s.stream.Hooks = m.streamHooks()
+		s.poll.Hooks = m.pollHooks()
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -111,6 +118,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		// Validated by cmd; a bad entry here falls back to trusting none.
 		cfg.Log.Warn("trusted proxies", "err", err)
 		_ = e.SetTrustedProxies(nil)
+	}
+	if cfg.Metrics != nil {
+		e.Use(cfg.Metrics.middleware())
 	}
 	e.Use(s.recoverer(), s.cors(), s.limitQuery())
 	e.HandleMethodNotAllowed = true
@@ -122,6 +132,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	})
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics.handler()))
+	}
 	// No gzip or other buffering middleware on these two: they must reach
 	// the client as they are written.
 	e.GET("/v1/stream", s.handleStream)
@@ -160,6 +173,7 @@ func (s *Server) handleStream(c *gin.Context) {
 		return
 	}
 	defer grant.release()
+	defer s.cfg.Metrics.connection("sse")()
 	req := stream.Request{
 		Channels: channels, Cursor: cursor, HasCursor: has, Expires: grant.Expires,
 		PlainMessages: c.Query("events") == "message",
@@ -175,7 +189,11 @@ func (s *Server) handlePoll(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	cursor, has, err := parseCursor(c.Query("cursor"), "cursor")
+	raw, given := c.GetQuery("cursor")
+	cursor, has, err := parseCursor(raw, "cursor")
+	if err == nil && given && !has { // "cursor=" is malformed, not "no cursor": it would skip to the head
+		err = badRequest("invalid_cursor", "cursor is empty: leave it out to start from the head, or send the id of the last event you received")
+	}
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -191,6 +209,7 @@ func (s *Server) handlePoll(c *gin.Context) {
 		return
 	}
 	defer grant.release()
+	defer s.cfg.Metrics.connection("poll")()
 	if !grant.Expires.IsZero() {
 		timeout = min(timeout, max(time.Until(grant.Expires), time.Second))
 	}
@@ -204,17 +223,21 @@ func (s *Server) handlePoll(c *gin.Context) {
 // the Authorizer's grant, then (for connections) the limits.
 func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (Grant, error) {
 	g, err := s.cfg.Authorizer.Authorize(c.Request, channels)
-	if err != nil || !connection {
-		return g, err
+	if err == nil && connection {
+		var release func()
+		if release, err = s.admit(c.Request.Context(), g, c.ClientIP()); err == nil {
+			if prev := g.Release; prev != nil {
+				g.Release = func() { release(); prev() }
+			} else {
+				g.Release = release
+			}
+		}
 	}
-	release, err := s.admit(c.Request.Context(), g, c.ClientIP())
 	if err != nil {
+		if ae, ok := toAPIError(err); ok {
+			s.cfg.Metrics.authFailed(ae.Code)
+		}
 		return g, err
-	}
-	if prev := g.Release; prev != nil {
-		g.Release = func() { release(); prev() }
-	} else {
-		g.Release = release
 	}
 	return g, nil
 }

@@ -29,6 +29,9 @@ type FeedOptions struct {
 	OnReconnect func()
 	OnEvict     func()
 	OnDispatch  func(events []*Event, deliveries int)
+	// OnReplay reports a backlog read for a subscriber: from the ring
+	// (fromRing) or the database, and how many events it yielded.
+	OnReplay func(fromRing bool, events int)
 }
 
 // Feed is one process's view of the event log: one dedicated LISTEN

@@ -214,6 +214,9 @@ func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	if f.ring.covers(s.last) && s.last+1 >= f.floor.Load() {
 		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
 		f.mu.RUnlock()
+		if f.opts.OnReplay != nil {
+			f.opts.OnReplay(true, len(events))
+		}
 		return s.advance(events, max), nil
 	}
 	f.mu.RUnlock()
@@ -224,6 +227,9 @@ func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	}
 	if err != nil {
 		return Batch{}, err
+	}
+	if f.opts.OnReplay != nil {
+		f.opts.OnReplay(false, len(page.Events))
 	}
 	return s.advance(page.Events, max), nil
 }

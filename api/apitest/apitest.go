@@ -33,8 +33,9 @@ type Env struct {
 
 // Options configure Start; zero values take herald's defaults.
 type Options struct {
-	API  api.Config
-	Feed store.FeedOptions
+	API       api.Config
+	Feed      store.FeedOptions
+	Sequencer store.SequencerOptions
 	// DBURL runs on an existing database (a second node) instead of a
 	// fresh one.
 	DBURL string
@@ -55,7 +56,12 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatalf("open store: %v", err)
 	}
 	e := &Env{DBURL: url, DB: db}
-	e.Seq = db.NewSequencer(store.SequencerOptions{})
+	seqOpts := opts.Sequencer
+	if m := opts.API.Metrics; m != nil {
+		m.Sequencer(&seqOpts)
+		m.Feed(&opts.Feed)
+	}
+	e.Seq = db.NewSequencer(seqOpts)
 	e.Feed = db.NewFeed(opts.Feed)
 	e.Leases = db.NewLeases(0)
 	if opts.API.Leases == nil {

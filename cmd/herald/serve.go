@@ -100,8 +100,14 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopBG() // runs before wg.Wait
-	seq := db.NewSequencer(store.SequencerOptions{Retention: cfg.retention})
-	feed := db.NewFeed(store.FeedOptions{})
+	metrics := api.NewMetrics()
+	cfg.api.Metrics = metrics
+	seqOpts := store.SequencerOptions{Retention: cfg.retention}
+	metrics.Sequencer(&seqOpts)
+	feedOpts := store.FeedOptions{}
+	metrics.Feed(&feedOpts)
+	seq := db.NewSequencer(seqOpts)
+	feed := db.NewFeed(feedOpts)
 	leases := db.NewLeases(0)
 	cfg.api.Leases = leases
 	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run, "leases": leases.Renew} {

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herald-dev/herald/longpoll"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/stream"
+)
+
+// Metrics are herald's Prometheus metrics, served at /metrics. Label sets
+// are bounded: transports, sources, error codes and route patterns, never
+// channel names or subjects.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	connections    *prometheus.GaugeVec   // transport
+	delivered      *prometheus.CounterVec // transport
+	latency        *prometheus.HistogramVec
+	resets         *prometheus.CounterVec // transport
+	evictions      prometheus.Counter
+	replays        *prometheus.CounterVec // source
+	replayed       *prometheus.CounterVec // source
+	pollsWaiting   prometheus.Gauge
+	authFailures   *prometheus.CounterVec // code
+	requests       *prometheus.CounterVec // route, status
+	seqBatches     prometheus.Counter
+	seqEvents      prometheus.Counter
+	seqBatchTime   prometheus.Histogram
+	seqLeader      prometheus.Gauge
+	logHead        prometheus.Gauge
+	logFloor       prometheus.Gauge
+	feedReconnects prometheus.Counter
+	feedLag        prometheus.Histogram
+	fanout         prometheus.Counter
+}
+
+// liveWindow separates live deliveries from replays for the latency
+// histogram: an event sequenced longer ago than this was replayed.
+const liveWindow = time.Minute
+
+// NewMetrics registers herald's metrics and the Go and process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	latencyBuckets := []float64{.001, .0025, .005, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5}
+	m := &Metrics{reg: reg,
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_connections", Help: "Open client connections (SSE streams, waiting or running polls) by transport."}, []string{"transport"}),
+		delivered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_notices_delivered_total", Help: "Notices written to clients, by transport."}, []string{"transport"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "herald_delivery_latency_seconds",
+			Help: "From sequencing (event_log.at, a few ms after commit) to the write to the client, for live notices.", Buckets: latencyBuckets}, []string{"transport"}),
+		resets:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_resets_total", Help: "Resets sent: the client's cursor was older than the retained history or ahead of the log."}, []string{"transport"}),
+		evictions:    prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_evictions_total", Help: "Slow subscribers disconnected because their buffer filled."}),
+		replays:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_replays_total", Help: "Backlog reads for resuming clients, by source (ring or database)."}, []string{"source"}),
+		replayed:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_replayed_events_total", Help: "Events read for resuming clients, by source."}, []string{"source"}),
+		pollsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_polls_waiting", Help: "Long-polls parked waiting for a notice."}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_auth_failures_total", Help: "Refused subscriptions, by error code."}, []string{"code"}),
+		requests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_http_requests_total", Help: "HTTP requests by route pattern and status."}, []string{"route", "status"}),
+		seqBatches:   prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_sequencer_batches_total", Help: "Sequencer steps that moved events into the log."}),
+		seqEvents:    prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_sequencer_events_total", Help: "Events sequenced by this replica."}),
+		seqBatchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_sequencer_batch_seconds", Help: "Duration of sequencer steps that moved events.", Buckets: latencyBuckets}),
+		seqLeader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_leader", Help: "1 while this replica is the sequencer leader."}),
+		logHead:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_head", Help: "Highest seq delivered by this replica's feed."}),
+		logFloor:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_floor", Help: "Lowest retained seq (as of this replica's last retention run)."}),
+		feedReconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_feed_reconnects_total", Help: "Times the LISTEN connection was lost and re-established."}),
+		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_feed_lag_seconds",
+			Help: "From sequencing to this replica's in-memory fan-out.", Buckets: latencyBuckets}),
+		fanout: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_fanout_deliveries_total", Help: "Event-to-subscriber hand-offs in the feed."}),
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.delivered, m.latency, m.resets, m.evictions, m.replays,
+		m.replayed, m.pollsWaiting, m.authFailures, m.requests, m.seqBatches, m.seqEvents, m.seqBatchTime, m.seqLeader,
+		m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	for _, t := range []string{"sse", "poll"} {
+		m.connections.WithLabelValues(t)
+		m.delivered.WithLabelValues(t)
+		m.resets.WithLabelValues(t)
+	}
+	for _, s := range []string{"ring", "database"} {
+		m.replays.WithLabelValues(s)
+		m.replayed.WithLabelValues(s)
+	}
+	return m
+}
+
+// Sequencer sets the sequencer's hooks.
+func (m *Metrics) Sequencer(o *store.SequencerOptions) {
+	o.OnBatch = func(rows int, head int64, took time.Duration) {
+		m.seqBatches.Inc()
+		m.seqEvents.Add(float64(rows))
+		m.seqBatchTime.Observe(took.Seconds())
+	}
+	o.OnLeader = func(leader bool) {
+		if leader {
+			m.seqLeader.Set(1)
+		} else {
+			m.seqLeader.Set(0)
+		}
+	}
+	o.OnRetention = func(floor int64, _ int) { m.logFloor.Set(float64(floor)) }
+}
+
+// Feed sets the feed's hooks.
+func (m *Metrics) Feed(o *store.FeedOptions) {
+	o.OnReconnect = m.feedReconnects.Inc
+	o.OnEvict = m.evictions.Inc
+	o.OnDispatch = func(events []*store.Event, deliveries int) {
+		m.fanout.Add(float64(deliveries))
+		if n := len(events); n > 0 {
+			m.logHead.Set(float64(events[n-1].Seq))
+			now := time.Now()
+			for _, e := range events {
+				m.feedLag.Observe(now.Sub(e.At).Seconds())
+			}
+		}
+	}
+	o.OnReplay = func(fromRing bool, n int) {
+		src := "database"
+		if fromRing {
+			src = "ring"
+		}
+		m.replays.WithLabelValues(src).Inc()
+		m.replayed.WithLabelValues(src).Add(float64(n))
+	}
+}
+
+func (m *Metrics) delivery(transport string) func(int, []*store.Event) {
+	c, h := m.delivered.WithLabelValues(transport), m.latency.WithLabelValues(transport)
+	return func(n int, events []*store.Event) {
+		c.Add(float64(n))
+		now := time.Now()
+		for _, e := range events {
+			if d := now.Sub(e.At); d < liveWindow {
+				h.Observe(d.Seconds())
+			}
+		}
+	}
+}
+
+func (m *Metrics) streamHooks() stream.Hooks {
+	return stream.Hooks{
+		Delivered: m.delivery("sse"),
+		Reset:     m.resets.WithLabelValues("sse").Inc,
+		Evicted:   func() {}, // counted by the feed's OnEvict
+	}
+}
+
+func (m *Metrics) pollHooks() longpoll.Hooks {
+	return longpoll.Hooks{
+		Delivered: m.delivery("poll"),
+		Reset:     m.resets.WithLabelValues("poll").Inc,
+		Waiting: func() func() {
+			m.pollsWaiting.Inc()
+			return m.pollsWaiting.Dec
+		},
+	}
+}
+
+// connection counts an open connection until the returned func runs.
+func (m *Metrics) connection(transport string) func() {
+	if m == nil {
+		return func() {}
+	}
+	g := m.connections.WithLabelValues(transport)
+	g.Inc()
+	return g.Dec
+}
+
+func (m *Metrics) authFailed(code string) {
+	if m != nil {
+		m.authFailures.WithLabelValues(code).Inc()
+	}
+}
+
+// middleware counts requests by route pattern (bounded) and status.
+func (m *Metrics) middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+	}
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
