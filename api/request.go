@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,13 @@ const MaxQueryBytes = 24 << 10
 // parseChannels reads channel= (repeatable) and channels=a,b, validates and
 // deduplicates them.
 func parseChannels(r *http.Request, max int) ([]string, error) {
-	q := r.URL.Query()
+	// Strict: url.Values drops a pair it cannot parse (a raw ';', a bad
+	// %-escape), which would silently subscribe to fewer channels than the
+	// client named. Nothing is silently skipped.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("invalid_query", fmt.Sprintf("the query string is malformed (%v); percent-encode reserved characters, e.g. ; as %%3B and %% as %%25", err))
+	}
 	var raw []string
 	raw = append(raw, q["channel"]...)
 	for _, list := range q["channels"] {
@@ -50,7 +57,7 @@ func parseCursor(s, name string) (int64, bool, error) {
 		return 0, false, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || strings.HasPrefix(s, "+") {
+	if err != nil || !digits(s) {
 		return 0, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be a non-negative integer, the id of the last event you received (got %q)", name, truncate(s, 40)))
 	}
 	return n, true, nil
@@ -70,11 +77,24 @@ func parseTimeout(s string, def, max time.Duration) (time.Duration, error) {
 	if s == "" {
 		return def, nil
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || time.Duration(n)*time.Second > max {
+	// Compare in seconds: time.Duration(n)*time.Second overflows for
+	// large n and could wrap into the accepted range.
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || !digits(s) || n < 1 || n > int64(max/time.Second) {
 		return 0, badRequest("invalid_timeout", fmt.Sprintf("timeout must be a whole number of seconds from 1 to %d (got %q)", int(max/time.Second), truncate(s, 20)))
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// digits reports whether s is only ASCII digits: no sign, no blanks, none
+// of the other forms strconv accepts.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/herald-dev/herald/migrations"
@@ -141,7 +142,13 @@ func tryLock(ctx context.Context, conn *sql.Conn) error {
 // SchemaVersion reads the applied migration version, for /readyz.
 func (db *DB) SchemaVersion(ctx context.Context) (version int64, dirty bool, err error) {
 	err = db.pool.QueryRow(ctx, `SELECT version, dirty FROM herald.schema_migrations LIMIT 1`).Scan(&version, &dirty)
-	if err != nil {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil // migrated all the way down
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"):
+		return 0, false, nil // never migrated: no table (or no schema)
+	case err != nil:
 		return 0, false, fmt.Errorf("read schema version: %w", err)
 	}
 	return version, dirty, nil

@@ -1,7 +1,9 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -87,14 +89,22 @@ func WriteLoad(t testing.TB, ctx context.Context, pool *pgxpool.Pool, writers, r
 
 // CheckExactlyOnce fails unless got's seqs strictly increase and got holds
 // exactly the payloads in want, each once.
+//
+// Payloads compare in compact form: the log returns jsonb's text (with
+// spaces), the wire carries it compacted.
 func CheckExactlyOnce(t testing.TB, got []*store.Event, want map[string]bool) {
 	t.Helper()
+	compactWant := make(map[string]bool, len(want))
+	for id := range want {
+		compactWant[compact(id)] = true
+	}
+	want = compactWant
 	seen := make(map[string]bool, len(got))
 	for i, ev := range got {
 		if i > 0 && ev.Seq <= got[i-1].Seq {
 			t.Fatalf("out of order: seq %d after %d", ev.Seq, got[i-1].Seq)
 		}
-		id := string(ev.Data)
+		id := compact(string(ev.Data))
 		if seen[id] {
 			t.Fatalf("duplicate %s at seq %d", id, ev.Seq)
 		}
@@ -112,4 +122,12 @@ func CheckExactlyOnce(t testing.TB, got []*store.Event, want map[string]bool) {
 	if missing > 0 {
 		t.Fatalf("%d of %d committed events missing", missing, len(want))
 	}
+}
+
+func compact(s string) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		return s
+	}
+	return b.String()
 }
