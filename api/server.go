@@ -26,7 +26,9 @@ type Config struct {
 	MaxChannels    int           // per connection (default 100)
 	PollTimeout    time.Duration // default long-poll timeout (default 25 s)
 	PollMaxTimeout time.Duration // highest accepted (default 60 s)
-	MaxPending     int
+	// WriteTimeout bounds each write to a stream; a client that does not
+	// read within it is dropped and resumes by cursor (default 10 s).
+	WriteTimeout time.Duration
 	Log            *slog.Logger
 	// Authorizer decides who may read which channels; nil is a
 	// ChannelAuth with no tokens: public channels open, private- refused.
@@ -103,7 +105,7 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		s.apiKeys = append(s.apiKeys, []byte(k))
 	}
 	s.stream = &stream.Handler{
-		Feed: feed, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, MaxLifetime: cfg.MaxLifetime,
+		Feed: feed, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, MaxLifetime: cfg.MaxLifetime, WriteTimeout: cfg.WriteTimeout,
 		Stop: s.stop, Log: cfg.Log,
 	}
 	s.poll = &longpoll.Handler{Feed: feed, Stop: s.stop}
@@ -189,11 +191,7 @@ func (s *Server) handlePoll(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	raw, given := c.GetQuery("cursor")
-	cursor, has, err := parseCursor(raw, "cursor")
-	if err == nil && given && !has { // "cursor=" is malformed, not "no cursor": it would skip to the head
-		err = badRequest("invalid_cursor", "cursor is empty: leave it out to start from the head, or send the id of the last event you received")
-	}
+	cursor, has, err := parseCursor(c.Query("cursor"), "cursor")
 	if err != nil {
 		s.abort(c, err)
 		return

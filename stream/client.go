@@ -132,9 +132,9 @@ func (e *HTTPError) permanent() bool {
 // error (returns it), or the server answers 4xx other than 429 (returns an
 // *HTTPError after a "failed" StateChange).
 //
-// It tracks the last seq delivered and resumes from it, dropping any event
-// with a seq not above it, so no seq is delivered twice and seqs only
-// increase. The one exception is a Reset: the server's explicit instruction
+// It tracks the last seq delivered, or a later id: the server sent on a block
+// without data (a heartbeat), and resumes from it, dropping any event with a
+// seq not above it, so no seq is delivered twice and seqs only increase. The one exception is a Reset: the server's explicit instruction
 // to continue from its cursor, which the handler sees first.
 //
 // With from = 0, a connection lost before the first event reconnects live
@@ -195,7 +195,8 @@ type subscription struct {
 	opts   ClientOptions
 	handle func(Message) error
 
-	last     int64         // last seq delivered (or reset cursor)
+	last     int64         // last seq delivered (or reset cursor), or a later id: the server sent
+	wireID   string        // the id r3labs stamps on events without an id: field
 	retry    time.Duration // server's retry:, 0 if none yet
 	failures int           // consecutive attempts that were not healthy
 }
@@ -288,8 +289,10 @@ func (s *subscription) connect(ctx context.Context) attempt {
 	if s.opts.Token != "" {
 		c.Headers["Authorization"] = "Bearer " + s.opts.Token
 	}
+	s.wireID = ""
 	if s.last > 0 {
-		c.LastEventID.Store([]byte(strconv.FormatInt(s.last, 10)))
+		s.wireID = strconv.FormatInt(s.last, 10)
+		c.LastEventID.Store([]byte(s.wireID))
 	}
 
 	var a attempt
@@ -337,10 +340,27 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 			s.retry = time.Duration(ms) * time.Millisecond
 		}
 	}
+	// r3labs stamps an event without an id: field with the last id it saw
+	// (or the Last-Event-ID it sent), so an id other than that one was on
+	// this block.
+	id := string(ev.ID)
+	newID := id != s.wireID
+	s.wireID = id
 	// An event with no data is not dispatched (SSE spec). This drops
 	// heartbeat comments and retry-only blocks, which r3labs passes on as
-	// empty events stamped with the previous id.
+	// empty events stamped with the previous id. An id on such a block
+	// still moves the cursor, as it does EventSource's lastEventId: herald's
+	// heartbeat carries "id: <head>" once other channels moved the log past
+	// this client, so a reconnect resumes from there rather than from a
+	// cursor that history may no longer reach (or, with no cursor yet,
+	// live from now, missing what was written while reconnecting). Nothing
+	// is delivered, and the cursor never moves back.
 	if len(ev.Data) == 0 {
+		if newID {
+			if seq, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && seq > s.last {
+				s.last = seq
+			}
+		}
 		return false, nil, nil
 	}
 	if string(ev.Event) == "reset" {

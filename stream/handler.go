@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/store"
@@ -97,6 +98,24 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	if sw.flush() != nil {
 		return nil
 	}
+	// Slow consumers are never waited on (DESIGN.md section 1): once the
+	// feed evicts this subscriber, a write blocked on it is cut now rather
+	// than at its deadline, so the connection and its buffers go at once.
+	// The watcher is gone before Serve returns: the ResponseWriter must not
+	// be touched after that.
+	served := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		select {
+		case <-sub.Done():
+			if errors.Is(sub.Err(), store.ErrSlow) {
+				sw.abort()
+			}
+		case <-served:
+		}
+	})
+	defer watch.Wait()
+	defer close(served)
 
 	heartbeat := time.NewTimer(durOr(h.Heartbeat, 15*time.Second))
 	defer heartbeat.Stop()
@@ -115,20 +134,20 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		select {
 		case <-sub.Ready():
 			if err := h.drain(ctx, sub, sw); err != nil {
-				h.ended(err)
+				h.ended(sub, err)
 				return nil
 			}
 			heartbeat.Reset(durOr(h.Heartbeat, 15*time.Second))
 		case <-sub.Done():
 			// Deliver what is pending, then end; the client resumes.
 			if err := h.drain(ctx, sub, sw); err != nil {
-				h.ended(err)
+				h.ended(sub, err)
 			}
 			return nil
 		case <-heartbeat.C:
 			// Take refreshes the covered position for quiet channels.
 			if err := h.drain(ctx, sub, sw); err != nil {
-				h.ended(err)
+				h.ended(sub, err)
 				return nil
 			}
 			sw.ping()
@@ -185,8 +204,10 @@ func (h *Handler) drain(ctx context.Context, sub *store.Subscription, sw *sseWri
 	}
 }
 
-func (h *Handler) ended(err error) {
-	if errors.Is(err, store.ErrSlow) && h.Hooks.Evicted != nil {
+func (h *Handler) ended(sub *store.Subscription, err error) {
+	// An evicted stream's last write usually fails on the cut rather than
+	// returning ErrSlow: the subscription says why it ended.
+	if (errors.Is(err, store.ErrSlow) || errors.Is(sub.Err(), store.ErrSlow)) && h.Hooks.Evicted != nil {
 		h.Hooks.Evicted()
 	}
 	if h.Log != nil && !errors.Is(err, store.ErrClosed) {

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/store"
@@ -20,6 +22,24 @@ type sseWriter struct {
 	err     error
 	lastID  int64 // the id the client holds
 	covered int64 // every event for the client up to here has been written
+
+	// mu orders abort against flush's deadline: once aborted, no write
+	// gets a fresh deadline, and a write under way is cut at once.
+	mu      sync.Mutex
+	aborted bool
+}
+
+// errAborted ends the writes of an evicted stream.
+var errAborted = errors.New("stream: subscriber evicted; write abandoned")
+
+// abort abandons the stream from another goroutine: a write blocked on a
+// client that does not read returns now instead of at its deadline, and
+// later writes fail at once.
+func (s *sseWriter) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aborted = true
+	_ = s.rc.SetWriteDeadline(time.Now())
 }
 
 func (s *sseWriter) event(ev *store.Event) {
@@ -80,7 +100,14 @@ func (s *sseWriter) flush() error {
 	if s.err != nil || len(s.buf) == 0 {
 		return s.err
 	}
+	s.mu.Lock()
+	if s.aborted {
+		s.mu.Unlock()
+		s.err = errAborted
+		return s.err
+	}
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	s.mu.Unlock()
 	if _, err := s.w.Write(s.buf); err != nil {
 		s.err = err
 		return err
