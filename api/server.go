@@ -29,7 +29,7 @@ type Config struct {
 	// WriteTimeout bounds each write to a stream; a client that does not
 	// read within it is dropped and resumes by cursor (default 10 s).
 	WriteTimeout time.Duration
-	Log            *slog.Logger
+	Log          *slog.Logger
 	// Authorizer decides who may read which channels; nil is a
 	// ChannelAuth with no tokens: public channels open, private- refused.
 	Authorizer Authorizer
