@@ -92,28 +92,54 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// Sequencer sets the sequencer's hooks.
+// Sequencer sets the sequencer's hooks (after any already set).
 func (m *Metrics) Sequencer(o *store.SequencerOptions) {
+	prevBatch, prevLeader, prevRetention := o.OnBatch, o.OnLeader, o.OnRetention
 	o.OnBatch = func(rows int, head int64, took time.Duration) {
+		if prevBatch != nil {
+			prevBatch(rows, head, took)
+		}
 		m.seqBatches.Inc()
 		m.seqEvents.Add(float64(rows))
 		m.seqBatchTime.Observe(took.Seconds())
 	}
 	o.OnLeader = func(leader bool) {
+		if prevLeader != nil {
+			prevLeader(leader)
+		}
 		if leader {
 			m.seqLeader.Set(1)
 		} else {
 			m.seqLeader.Set(0)
 		}
 	}
-	o.OnRetention = func(floor int64, _ int) { m.logFloor.Set(float64(floor)) }
+	o.OnRetention = func(floor int64, dropped int) {
+		if prevRetention != nil {
+			prevRetention(floor, dropped)
+		}
+		m.logFloor.Set(float64(floor))
+	}
 }
 
-// Feed sets the feed's hooks.
+// Feed sets the feed's hooks (after any already set).
 func (m *Metrics) Feed(o *store.FeedOptions) {
-	o.OnReconnect = m.feedReconnects.Inc
-	o.OnEvict = m.evictions.Inc
+	prevReconnect, prevEvict, prevDispatch, prevReplay := o.OnReconnect, o.OnEvict, o.OnDispatch, o.OnReplay
+	o.OnReconnect = func() {
+		if prevReconnect != nil {
+			prevReconnect()
+		}
+		m.feedReconnects.Inc()
+	}
+	o.OnEvict = func() {
+		if prevEvict != nil {
+			prevEvict()
+		}
+		m.evictions.Inc()
+	}
 	o.OnDispatch = func(events []*store.Event, deliveries int) {
+		if prevDispatch != nil {
+			prevDispatch(events, deliveries)
+		}
 		m.fanout.Add(float64(deliveries))
 		if n := len(events); n > 0 {
 			m.logHead.Set(float64(events[n-1].Seq))
@@ -124,6 +150,9 @@ func (m *Metrics) Feed(o *store.FeedOptions) {
 		}
 	}
 	o.OnReplay = func(fromRing bool, n int) {
+		if prevReplay != nil {
+			prevReplay(fromRing, n)
+		}
 		src := "database"
 		if fromRing {
 			src = "ring"

@@ -102,10 +102,18 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			return nil
 		}
 		if err != nil {
-			// Evicted or shutting down with nothing to hand out: answer
-			// with what we have; the client polls again.
-			write(w, nil, cursor)
-			return nil
+			select {
+			case <-sub.Done():
+				// Evicted or shutting down with nothing to hand out:
+				// answer with what we have; the client polls again.
+				write(w, nil, cursor)
+				return nil
+			default:
+				// The backlog read failed (database away, client gone):
+				// the caller's error table answers (503, Retry-After), so
+				// the client does not take an outage for "no events".
+				return err
+			}
 		}
 		if done == nil && h.Hooks.Waiting != nil {
 			done = h.Hooks.Waiting()
