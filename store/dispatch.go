@@ -4,7 +4,8 @@ import "errors"
 
 // Errors that end a subscription; the client resumes by cursor.
 var (
-	// ErrSlow: the subscriber fell MaxPending events behind.
+	// ErrSlow: the subscriber fell MaxPending events behind twice without
+	// reading in between (a burst alone is caught up from the log).
 	ErrSlow = errors.New("subscriber too slow: evicted, resume from your cursor")
 	// ErrFeedStopped: the process is shutting down.
 	ErrFeedStopped = errors.New("server shutting down: resume from your cursor")

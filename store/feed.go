@@ -17,9 +17,13 @@ type FeedOptions struct {
 	// RingSize is how many recent events (all channels) are kept in memory
 	// for replays (default 16384).
 	RingSize int
-	// MaxPending is how many undelivered events a subscriber may have
-	// before it is evicted as too slow (default 4096).
+	// MaxPending is how many undelivered events a subscriber may queue
+	// (default 4096). Beyond it the queue is dropped and the subscriber
+	// re-reads from the ring or the database: a burst costs no eviction.
 	MaxPending int
+	// StallTimeout evicts a subscriber that overflowed and has not come
+	// back for its events within it while more arrive (default 2 s).
+	StallTimeout time.Duration
 	// Poll is the safety-net interval: the feed reads the log this often
 	// even without a NOTIFY (default 1 s).
 	Poll time.Duration
@@ -60,6 +64,9 @@ func (db *DB) NewFeed(opts FeedOptions) *Feed {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 4096
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 2 * time.Second
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second

@@ -24,8 +24,14 @@ type node struct {
 // for writers.
 func setup(t *testing.T) (*node, *pgxpool.Pool, string) {
 	t.Helper()
+	return setupWith(t, store.FeedOptions{})
+}
+
+// setupWith is setup with feed options.
+func setupWith(t *testing.T, fo store.FeedOptions) (*node, *pgxpool.Pool, string) {
+	t.Helper()
 	url := pgtest.URL(t)
-	n := startNode(t, url, store.FeedOptions{})
+	n := startNode(t, url, fo)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrClosed: the subscription was closed by its owner.
@@ -30,7 +31,14 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	pending []*Event
-	err     error
+	// overflowTo, when set, is how far the consumer must re-read from the
+	// ring or the database: pending overflowed, was dropped, and events
+	// stay out of it until the consumer picks the overflow up. One that
+	// has not done so within FeedOptions.StallTimeout is not reading:
+	// evicted.
+	overflowTo int64
+	overflowAt time.Time
+	err        error
 	wake    chan struct{}
 	done    chan struct{}
 }
@@ -131,16 +139,32 @@ func (s *Subscription) signal() {
 	}
 }
 
-// push queues ev; false when the subscriber is max events behind.
+// push queues ev. A full queue is dropped (a burst: the consumer catches
+// up from the ring or the database at its own pace, so memory stays
+// bounded and nobody waits); false when the consumer has not come for the
+// overflow within StallTimeout (it is stalled: evict).
 func (s *Subscription) push(ev *Event, max int) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return true
 	}
-	if len(s.pending) >= max {
+	if s.overflowTo != 0 {
+		if time.Since(s.overflowAt) > s.feed.opts.StallTimeout {
+			s.mu.Unlock()
+			return false
+		}
+		s.overflowTo = ev.Seq
 		s.mu.Unlock()
-		return false
+		return true
+	}
+	if len(s.pending) >= max {
+		s.overflowTo, s.overflowAt = ev.Seq, time.Now()
+		clear(s.pending)
+		s.pending = s.pending[:0]
+		s.mu.Unlock()
+		s.signal()
+		return true
 	}
 	s.pending = append(s.pending, ev)
 	s.mu.Unlock()
@@ -169,6 +193,13 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 		s.signal()
 		return Batch{Reset: true, Cursor: s.liveFrom}, nil
 	}
+	s.mu.Lock()
+	if s.overflowTo != 0 {
+		// What overflowed is read back like a backlog; pending holds only
+		// events after it.
+		s.liveFrom, s.backlogDone, s.overflowTo = s.overflowTo, false, 0
+	}
+	s.mu.Unlock()
 	if !s.backlogDone {
 		b, err := s.backlog(ctx, max)
 		if err != nil || len(b.Events) > 0 || b.Reset {
@@ -179,6 +210,13 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 	head := s.feed.head.Load() // before looking at pending: see dispatch
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.overflowTo != 0 {
+		// Overflowed since the check above: pending lacks what was
+		// dropped, so it must not be handed out (nor the head claimed)
+		// before the re-read. Go round again.
+		s.signal()
+		return Batch{Cursor: s.last}, nil
+	}
 	var out []*Event
 	i := 0
 	for ; i < len(s.pending) && len(out) < max; i++ {
