@@ -39,8 +39,8 @@ type Subscription struct {
 	overflowTo int64
 	overflowAt time.Time
 	err        error
-	wake    chan struct{}
-	done    chan struct{}
+	wake       chan struct{}
+	done       chan struct{}
 }
 
 // Batch is what Take hands out.
