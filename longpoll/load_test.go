@@ -161,12 +161,13 @@ func TestPollThousandWaiters(t *testing.T) {
 	cr := newCrowd(t, 1000)
 	t.Run("one event wakes all with O(1) log reads", func(t *testing.T) { testWakeAll(t, cr) })
 	t.Run("drain answers all within 2s", func(t *testing.T) {
-		slowest, others := testDrain(t, cr)
+		slowest, _ := testDrain(t, cr)
 		if slowest <= 2*time.Second {
 			return
 		}
 		t.Logf("over 2s; retrying once on a fresh server")
-		if slowest, others = testDrain(t, newCrowd(t, cr.n)); slowest <= 2*time.Second {
+		slowest, others := testDrain(t, newCrowd(t, cr.n))
+		if slowest <= 2*time.Second {
 			return
 		}
 		// A drain that waits on something, or burns the CPU itself, fails
