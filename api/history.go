@@ -18,6 +18,10 @@ const maxHistory = 1000
 // channel's stored notices after a cursor, for clients that want to page
 // through instead of stream. Same authorisation as subscribing.
 func (s *Server) handleHistory(c *gin.Context) {
+	if err := checkParams(c.Request, historyParams); err != nil {
+		s.abort(c, err)
+		return
+	}
 	ch := c.Param("channel")
 	if err := store.ValidateChannel(ch); err != nil {
 		s.abort(c, badRequest("invalid_channel", err.(*store.InvalidError).Reason))

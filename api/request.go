@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,4 +103,28 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// Query parameters each endpoint understands. "_" is the cache-buster some
+// HTTP libraries and EventSource polyfills append.
+var (
+	streamParams  = []string{"channel", "channels", "lastEventId", "token", "events", "_"}
+	pollParams    = []string{"channel", "channels", "cursor", "timeout", "token", "_"}
+	historyParams = []string{"after", "limit", "token", "_"}
+)
+
+// checkParams rejects parameters the endpoint does not know: a typo such as
+// ?chanel= or ?last_event_id= would otherwise be silently ignored and the
+// client would wonder why it gets nothing, or everything.
+func checkParams(r *http.Request, known []string) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest("invalid_query", fmt.Sprintf("the query string is malformed (%v); percent-encode reserved characters, e.g. ; as %%3B and %% as %%25", err))
+	}
+	for name := range q {
+		if !slices.Contains(known, name) {
+			return badRequest("unknown_parameter", fmt.Sprintf("unknown query parameter %q; this endpoint takes %s", truncate(name, 40), strings.Join(known[:len(known)-1], ", ")))
+		}
+	}
+	return nil
 }

@@ -159,6 +159,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 func (s *Server) Drain() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 func (s *Server) handleStream(c *gin.Context) {
+	if err := checkParams(c.Request, streamParams); err != nil {
+		s.abort(c, err)
+		return
+	}
 	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
 	if err != nil {
 		s.abort(c, err)
@@ -186,6 +190,10 @@ func (s *Server) handleStream(c *gin.Context) {
 }
 
 func (s *Server) handlePoll(c *gin.Context) {
+	if err := checkParams(c.Request, pollParams); err != nil {
+		s.abort(c, err)
+		return
+	}
 	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
 	if err != nil {
 		s.abort(c, err)
