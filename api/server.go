@@ -47,6 +47,10 @@ type Config struct {
 	// Metrics, if set, are updated and served at /metrics. Wire the
 	// sequencer and feed with Metrics.Sequencer and Metrics.Feed.
 	Metrics *Metrics
+	// Sequencer, if set, is reported by /readyz: a sequencer that cannot
+	// write (read-only or full database) leaves the log frozen while
+	// history is still served, which operators need to see.
+	Sequencer SequencerStatus
 	// TrustedProxies may set X-Forwarded-For (CIDRs or IPs); none: the
 	// client address is the TCP peer.
 	TrustedProxies []string
@@ -61,6 +65,14 @@ type DB interface {
 }
 
 var _ DB = (*store.DB)(nil)
+
+// SequencerStatus is what readiness shows about the sequencer.
+type SequencerStatus interface {
+	Leader() bool
+	Err() error
+}
+
+var _ SequencerStatus = (*store.Sequencer)(nil)
 
 // FeedStatus is what readiness and history need from the feed.
 type FeedStatus interface {
@@ -283,12 +295,25 @@ func (s *Server) readyz(c *gin.Context) {
 		checks["server"], ok = "shutting down", false
 	default:
 	}
+	degraded := false
+	if seq := s.cfg.Sequencer; seq != nil {
+		switch err := seq.Err(); {
+		case err != nil:
+			// Still ready: streams, polls and history work; new events
+			// wait until the database takes writes again.
+			checks["sequencer"], degraded = "failing: "+truncate(err.Error(), 300), true
+		case seq.Leader():
+			checks["sequencer"] = "leader"
+		default:
+			checks["sequencer"] = "standby"
+		}
+	}
 	c.Header("Cache-Control", "no-store")
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+	c.JSON(status, gin.H{"ready": ok, "degraded": degraded, "checks": checks})
 }
 
 // recoverer turns a panic into a logged 500 without killing the process.

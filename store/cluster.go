@@ -44,6 +44,7 @@ type Cluster struct {
 	dir  string
 	cmd  *exec.Cmd
 	exit chan error
+	done chan struct{} // closed when postgres has exited
 	log  *slog.Logger
 }
 
@@ -156,8 +157,8 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{dir: dir, cmd: cmd, exit: make(chan error, 1), log: log}
-	go func() { c.exit <- cmd.Wait(); logFile.Close() }()
+	c := &Cluster{dir: dir, cmd: cmd, exit: make(chan error, 1), done: make(chan struct{}), log: log}
+	go func() { c.exit <- cmd.Wait(); logFile.Close(); close(c.done) }()
 	if err := c.waitReady(ctx); err != nil {
 		c.Stop()
 		tail, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
@@ -243,6 +244,9 @@ func reachable(dir string, uid uint32) error {
 		}
 	}
 }
+
+// Exited is closed when the postmaster has exited, for whatever reason.
+func (c *Cluster) Exited() <-chan struct{} { return c.done }
 
 // Dir is the data directory.
 func (c *Cluster) Dir() string { return c.dir }

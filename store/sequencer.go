@@ -42,9 +42,20 @@ type SequencerOptions struct {
 // REPEATABLE READ transaction so "visible now" and the stored snapshot are
 // the same snapshot. A transaction held open delays only its own rows.
 type Sequencer struct {
-	db     *DB
-	opts   SequencerOptions
-	leader atomic.Bool
+	db      *DB
+	opts    SequencerOptions
+	leader  atomic.Bool
+	lastErr atomic.Pointer[error] // why the last session ended; nil after a good step
+}
+
+// Err is why sequencing last failed (the database refused a write, went
+// away...), or nil once a step has succeeded since. /readyz shows it: the
+// log is not advancing, though history can still be served.
+func (s *Sequencer) Err() error {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // NewSequencer returns a sequencer for db; call Run to start it.
@@ -75,6 +86,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.lastErr.Store(&err)
 		s.db.log.Warn("sequencer connection lost; retrying", "err", err, "in", bo.peek())
 		if !bo.sleep(ctx) {
 			return nil
@@ -132,6 +144,9 @@ func (s *Sequencer) session(ctx context.Context) error {
 		n, err := s.step(ctx, conn, &st)
 		if err != nil {
 			return err
+		}
+		if s.lastErr.Load() != nil {
+			s.lastErr.Store(nil)
 		}
 		if n > 0 {
 			timer.Reset(0) // a backlog: go again at once

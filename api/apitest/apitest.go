@@ -63,6 +63,9 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	e.Seq = db.NewSequencer(seqOpts)
 	e.Feed = db.NewFeed(opts.Feed)
+	if opts.API.Sequencer == nil {
+		opts.API.Sequencer = e.Seq
+	}
 	e.Leases = db.NewLeases(0)
 	if opts.API.Leases == nil {
 		opts.API.Leases = e.Leases
