@@ -38,6 +38,7 @@ type Subscription struct {
 	// evicted.
 	overflowTo int64
 	overflowAt time.Time
+	onEnd      func()
 	err        error
 	wake       chan struct{}
 	done       chan struct{}
@@ -174,11 +175,31 @@ func (s *Subscription) push(ev *Event, max int) bool {
 
 func (s *Subscription) end(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var f func()
 	if s.err == nil {
 		s.err = err
 		close(s.done)
+		f, s.onEnd = s.onEnd, nil
 	}
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// OnEnd registers f to run once when the subscription ends (evicted, feed
+// stopped, closed), on the goroutine that ends it, or at once if it has
+// ended. f must be quick and must not call into the feed. It saves the
+// stream a watcher goroutine per connection.
+func (s *Subscription) OnEnd(f func()) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.onEnd = f
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	f()
 }
 
 // Take hands out up to max events after the last one handed out, without

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/store"
@@ -101,24 +100,22 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	// Slow consumers are never waited on (DESIGN.md section 1): once the
 	// feed evicts this subscriber, a write blocked on it is cut now rather
 	// than at its deadline, so the connection and its buffers go at once.
-	// The watcher is gone before Serve returns: the ResponseWriter must not
-	// be touched after that.
-	served := make(chan struct{})
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		select {
-		case <-sub.Done():
-			if errors.Is(sub.Err(), store.ErrSlow) {
-				sw.abort()
-			}
-		case <-served:
+	// finish (deferred) makes a late callback a no-op: the ResponseWriter
+	// must not be touched after Serve returns.
+	defer sw.finish()
+	sub.OnEnd(func() {
+		if errors.Is(sub.Err(), store.ErrSlow) {
+			sw.abort()
 		}
 	})
-	defer watch.Wait()
-	defer close(served)
 
-	heartbeat := time.NewTimer(durOr(h.Heartbeat, 15*time.Second))
+	every := durOr(h.Heartbeat, 15*time.Second)
+	heartbeat := time.NewTimer(every)
 	defer heartbeat.Stop()
+	// The heartbeat is due every after the last write; rather than reset
+	// the timer on every write (a cost per delivery), note the time and
+	// re-arm for the rest when it fires early.
+	lastWrite := time.Now()
 	var lifetime, expiry <-chan time.Time
 	if h.MaxLifetime > 0 {
 		t := time.NewTimer(jitter(h.MaxLifetime, 0.75))
@@ -137,7 +134,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 				h.ended(sub, err)
 				return nil
 			}
-			heartbeat.Reset(durOr(h.Heartbeat, 15*time.Second))
+			lastWrite = time.Now()
 		case <-sub.Done():
 			// Deliver what is pending, then end; the client resumes.
 			if err := h.drain(ctx, sub, sw); err != nil {
@@ -145,6 +142,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			}
 			return nil
 		case <-heartbeat.C:
+			if rest := every - time.Since(lastWrite); rest > every/20 {
+				heartbeat.Reset(rest)
+				continue
+			}
 			// Take refreshes the covered position for quiet channels.
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
@@ -154,7 +155,8 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			if sw.flush() != nil {
 				return nil
 			}
-			heartbeat.Reset(durOr(h.Heartbeat, 15*time.Second))
+			lastWrite = time.Now()
+			heartbeat.Reset(every)
 		case <-expiry:
 			sw.comment("token expired")
 			sw.flush()
