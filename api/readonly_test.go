@@ -50,7 +50,9 @@ func TestReadOnlyDatabase(t *testing.T) {
 		}
 	}
 	setReadOnly(true)
-	t.Cleanup(func() { admin.Exec(context.Background(), `ALTER DATABASE `+name+` RESET default_transaction_read_only`) })
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), `ALTER DATABASE `+name+` RESET default_transaction_read_only`)
+	})
 
 	// Writers get Postgres's error (once past connections it terminated).
 	for range 10 {
@@ -76,16 +78,13 @@ func TestReadOnlyDatabase(t *testing.T) {
 		}
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
-		if body.Degraded {
+		if body.Degraded && strings.Contains(body.Checks["sequencer"], "read-only") {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("/readyz never reported the failing sequencer: %+v", body)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(body.Checks["sequencer"], "read-only") {
-		t.Fatalf("sequencer check %q, want the read-only error", body.Checks["sequencer"])
 	}
 	// History and polls still answer from what is stored.
 	for _, path := range []string{"/v1/channels/a/events?after=0", "/v1/poll?channel=a&cursor=0"} {

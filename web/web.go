@@ -4,7 +4,9 @@ package web
 
 import "embed"
 
-// FS holds the files served under /herald.js and /demo/.
+// FS holds the files served under /herald.js and /demo/: herald.js, and
+// the demo dashboard's page, script and style (demo/*, served by package
+// demo).
 //
-//go:embed herald.js
+//go:embed herald.js demo/*
 var FS embed.FS

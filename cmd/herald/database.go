@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/herald-dev/herald/store"
 )
@@ -15,15 +17,83 @@ const embeddedDB = "herald"
 // database is where herald's data lives: DATABASE_URL, or the embedded
 // cluster in dataDir (started here when start is set and none is running).
 type database struct {
-	URL     string
+	URL string
+
+	mu      sync.Mutex
 	cluster *store.Cluster // nil unless this process started it
+	opts    store.ClusterOptions
+	stop    chan struct{} // closed by Close: no more restarts
+	watched chan struct{} // closed when supervise returns
 }
 
+// Close stops the embedded cluster, if this process started one.
 func (d *database) Close() error {
+	d.mu.Lock()
+	if d.stop != nil {
+		close(d.stop)
+	}
+	watched := d.watched
+	d.mu.Unlock()
+	if watched != nil {
+		<-watched
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.cluster == nil {
 		return nil
 	}
 	return d.cluster.Stop()
+}
+
+// supervise restarts the embedded PostgreSQL if it exits while herald
+// runs (killed, crashed, OOM): the feed and the sequencer reconnect and
+// catch up on their own, so clients see a pause, not a loss. It returns
+// when ctx ends or Close is called.
+func (d *database) supervise(ctx context.Context, log *slog.Logger) {
+	d.mu.Lock()
+	if d.cluster == nil || d.watched != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.stop, d.watched = make(chan struct{}), make(chan struct{})
+	stop, watched := d.stop, d.watched
+	d.mu.Unlock()
+	go func() {
+		defer close(watched)
+		delay := time.Second
+		for {
+			d.mu.Lock()
+			c := d.cluster
+			d.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-stop:
+				return
+			case <-c.Exited():
+			}
+			log.Error("embedded PostgreSQL exited; restarting it", "dir", c.Dir())
+			for {
+				nc, err := store.StartCluster(ctx, d.opts)
+				if err == nil {
+					d.mu.Lock()
+					d.cluster = nc
+					d.mu.Unlock()
+					delay = time.Second
+					break
+				}
+				log.Error("restart embedded PostgreSQL", "err", err, "retry_in", delay)
+				select {
+				case <-ctx.Done():
+					return
+				case <-stop:
+					return
+				case <-time.After(delay):
+				}
+				delay = min(2*delay, 30*time.Second)
+			}
+		}
+	}()
 }
 
 // openDatabase picks the database. With DATABASE_URL unset, herald runs a
@@ -43,7 +113,8 @@ func openDatabase(ctx context.Context, url, dataDir string, start bool, log *slo
 	if !start {
 		return nil, errors.New("no database: set DATABASE_URL, or start `herald serve` (which runs an embedded PostgreSQL in " + dataDir + ") first")
 	}
-	c, err := store.StartCluster(ctx, store.ClusterOptions{DataDir: dataDir, Durable: true, Log: log})
+	opts := store.ClusterOptions{DataDir: dataDir, Durable: true, Log: log}
+	c, err := store.StartCluster(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded PostgreSQL (DATABASE_URL is unset): %w", err)
 	}
@@ -51,5 +122,5 @@ func openDatabase(ctx context.Context, url, dataDir string, start bool, log *slo
 		_ = c.Stop()
 		return nil, err
 	}
-	return &database{URL: c.URL(embeddedDB), cluster: c}, nil
+	return &database{URL: c.URL(embeddedDB), cluster: c, opts: opts}, nil
 }

@@ -27,10 +27,13 @@ const usage = `herald — server-sent-events-first notifications from a Postgres
 
 Usage:
   herald [serve] [flags]             run the server (default)
+  herald demo [flags]                the server plus a live CI dashboard demo at /
   herald migrate up|down|version|force N
   herald publish CHANNEL [TYPE] JSON insert one event (as an app would)
   herald tail [--from N] CHANNEL...  print notices as they arrive, one JSON line each
   herald token --sub U --channel C... [--ttl 1h]  print a token for HERALD_JWT_SECRET
+  herald bench SCENARIO [flags]      load-test herald (or nchan): fanout, channels, idle, resume, longpoll, publish, feed
+  herald health [URL]                exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
 
 Run "herald COMMAND -h" for a command's flags. Every flag can also be set
 in the environment (shown in brackets).
@@ -40,12 +43,15 @@ in the environment (shown in brackets).
 // cmd reads the environment, through getenv.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	// "-h"/"--help" alone ask for this usage, not serve's flags.
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout, stderr)
 	case "publish":
@@ -54,6 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tail(ctx, args, getenv, stdout, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args, getenv, stdout, stderr)
+	case "health":
+		return health(ctx, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -92,7 +102,7 @@ func envDefault(getenv func(string) string, key, def string) string {
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, &usageError{fmt.Sprintf("HERALD_LOG_LEVEL %q: want debug, info, warn or error", level)}
+		return nil, &usageError{fmt.Sprintf("log level %q (--log-level or HERALD_LOG_LEVEL): want debug, info, warn or error", level)}
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -22,15 +22,32 @@ type serveConfig struct {
 	noMigrate       bool
 	api             api.Config
 	shutdownTimeout time.Duration
+	pprof           string // loopback address for net/http/pprof, "" for none
 	retention       store.Retention
 	// extend, if set, adds routes and background loops once the database
 	// is ready (herald demo uses it). The loops stop with the server.
 	extend func(ctx context.Context, srv *api.Server, dbURL string) ([]func(context.Context) error, error)
+	// announce, if set, prints more once the server is listening (herald
+	// demo: the page to open).
+	announce func(w io.Writer, addr net.Addr)
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, log, err := parseServeFlags("serve", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if err := cfg.auth.apply(&cfg.api, log); err != nil {
+		return err
+	}
+	return serveWith(ctx, cfg, log, stdout)
+}
+
+// parseServeFlags parses serve's flags, and those more adds (herald demo
+// shares them), and makes the logger. The caller applies cfg.auth.
+func parseServeFlags(name string, args []string, getenv func(string) string, stderr io.Writer, more func(*envFlags)) (serveConfig, *slog.Logger, error) {
 	var cfg serveConfig
-	e := &envFlags{fs: newFlags("serve", stderr), getenv: getenv}
+	e := &envFlags{fs: newFlags(name, stderr), getenv: getenv}
 	cfg.bind(e)
 	e.String(&cfg.listen, "listen", "HERALD_LISTEN", "127.0.0.1:8080", "address to listen on")
 	e.Bool(&cfg.noMigrate, "no-migrate", "HERALD_NO_MIGRATE", "do not apply migrations at start (run `herald migrate up` yourself)")
@@ -44,21 +61,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	e.Duration(&cfg.retention.MaxAge, "retention", "HERALD_RETENTION", 24*time.Hour, "keep history this long (0: forever); older cursors get a reset")
 	e.Int64(&cfg.retention.MaxEvents, "retention-events", "HERALD_RETENTION_EVENTS", 0, "keep at most this many events (0: no count limit)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
+	e.String(&cfg.pprof, "pprof", "HERALD_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
+	if more != nil {
+		more(e)
+	}
 	if err := e.parse(args); err != nil {
-		return err
+		return cfg, nil, err
 	}
 	if e.fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("serve takes no arguments, got %q", e.fs.Args())}
+		return cfg, nil, &usageError{fmt.Sprintf("%s takes no arguments, got %q", name, e.fs.Args())}
 	}
 	log, err := newLogger(stderr, cfg.logLevel)
 	if err != nil {
-		return err
+		return cfg, nil, err
 	}
 	cfg.api.Log = log
-	if err := cfg.auth.apply(&cfg.api, log); err != nil {
-		return err
-	}
-	return serveWith(ctx, cfg, log, stdout)
+	return cfg, log, nil
 }
 
 func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
@@ -69,6 +87,11 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	defer ln.Close()
+	stopPprof, err := startPprof(cfg.pprof, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	dbase, err := openDatabase(ctx, cfg.databaseURL, cfg.dataDir, true, log)
 	if err != nil {
@@ -97,6 +120,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	// drained, so streams can finish with what the feed has.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	dbase.supervise(bg, log)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopBG() // runs before wg.Wait
@@ -107,6 +131,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	feedOpts := store.FeedOptions{}
 	metrics.Feed(&feedOpts)
 	seq := db.NewSequencer(seqOpts)
+	cfg.api.Sequencer = seq
 	feed := db.NewFeed(feedOpts)
 	leases := db.NewLeases(0)
 	cfg.api.Leases = leases
@@ -149,7 +174,10 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "herald listening on http://%s\n", ln.Addr())
-	log.Info("herald started", "addr", ln.Addr().String(), "embedded_postgres", dbase.cluster != nil)
+	if cfg.announce != nil {
+		cfg.announce(stdout, ln.Addr())
+	}
+	log.Info("herald started", "addr", ln.Addr().String(), "embedded_postgres", dbase.opts.DataDir != "")
 
 	select {
 	case err := <-serveErr:
