@@ -22,6 +22,7 @@ type serveConfig struct {
 	noMigrate       bool
 	api             api.Config
 	shutdownTimeout time.Duration
+	headerTimeout   time.Duration
 	pprof           string // loopback address for net/http/pprof, "" for none
 	retention       store.Retention
 	// extend, if set, adds routes and background loops once the database
@@ -61,6 +62,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	e.Duration(&cfg.retention.MaxAge, "retention", "HERALD_RETENTION", 24*time.Hour, "keep history this long (0: forever); older cursors get a reset")
 	e.Int64(&cfg.retention.MaxEvents, "retention-events", "HERALD_RETENTION_EVENTS", 0, "keep at most this many events (0: no count limit)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
+	e.Duration(&cfg.headerTimeout, "read-header-timeout", "HERALD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client has to send its request headers (slowloris guard)")
 	e.String(&cfg.pprof, "pprof", "HERALD_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	if more != nil {
 		more(e)
@@ -164,7 +166,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.headerTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
