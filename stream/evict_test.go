@@ -166,7 +166,10 @@ func TestStreamEvictsSlowConsumer(t *testing.T) {
 	var once sync.Once
 	env := apitest.Start(t, apitest.Options{Feed: store.FeedOptions{
 		MaxPending: 512,
-		OnEvict:    func() { once.Do(func() { close(evicted) }) },
+		// A stalled subscriber is evicted once its overflow has waited this
+		// long while events keep coming (default 2 s).
+		StallTimeout: 200 * time.Millisecond,
+		OnEvict:      func() { once.Do(func() { close(evicted) }) },
 	}})
 	smallSendBuffers(t, env.HTTP.Listener)
 	client := newRawClient(t)
@@ -258,7 +261,10 @@ func TestStreamEvictionCutsBlockedWrite(t *testing.T) {
 	var once sync.Once
 	env := apitest.Start(t, apitest.Options{Feed: store.FeedOptions{
 		MaxPending: 512,
-		OnEvict:    func() { once.Do(func() { evictedAt = time.Now(); close(evicted) }) },
+		// A stalled subscriber is evicted once its overflow has waited this
+		// long while events keep coming (default 2 s).
+		StallTimeout: 200 * time.Millisecond,
+		OnEvict:      func() { once.Do(func() { evictedAt = time.Now(); close(evicted) }) },
 	}})
 	hookEvicted := make(chan struct{}, 1)
 	h := &stream.Handler{
