@@ -171,13 +171,8 @@ func (s *Server) Handler() http.Handler { return s.engine }
 func (s *Server) Drain() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 func (s *Server) handleStream(c *gin.Context) {
-	if err := checkParams(c.Request, streamParams); err != nil {
-		s.abort(c, err)
-		return
-	}
-	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
-	if err != nil {
-		s.abort(c, err)
+	channels, ok := s.channels(c, streamParams)
+	if !ok {
 		return
 	}
 	cursor, has, err := streamCursor(c.Request)
@@ -202,13 +197,8 @@ func (s *Server) handleStream(c *gin.Context) {
 }
 
 func (s *Server) handlePoll(c *gin.Context) {
-	if err := checkParams(c.Request, pollParams); err != nil {
-		s.abort(c, err)
-		return
-	}
-	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
-	if err != nil {
-		s.abort(c, err)
+	channels, ok := s.channels(c, pollParams)
+	if !ok {
 		return
 	}
 	cursor, has, err := parseCursor(c.Query("cursor"), "cursor")
@@ -235,6 +225,21 @@ func (s *Server) handlePoll(c *gin.Context) {
 	if err := s.poll.Serve(c.Writer, c.Request, req); err != nil {
 		s.abort(c, err)
 	}
+}
+
+// channels checks the query's parameter names against known and reads the
+// channels, answering the error itself when either is wrong.
+func (s *Server) channels(c *gin.Context, known []string) ([]string, bool) {
+	if err := checkParams(c.Request, known); err != nil {
+		s.abort(c, err)
+		return nil, false
+	}
+	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
+	if err != nil {
+		s.abort(c, err)
+		return nil, false
+	}
+	return channels, true
 }
 
 // authorize is the one authorisation path for stream, poll and history:

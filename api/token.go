@@ -59,8 +59,8 @@ func MintToken(secret []byte, subject string, channels []string, ttl time.Durati
 // HS256 token "signed" with an RSA public key finds no HMAC key).
 type TokenVerifier struct {
 	secret []byte
-	ed     []ed25519.PublicKey
-	rsa    []*rsa.PublicKey
+	ed     jwt.VerificationKeySet // EdDSA keys
+	rsa    jwt.VerificationKeySet // RS256 keys
 	parser *jwt.Parser
 }
 
@@ -78,20 +78,20 @@ func NewTokenVerifier(secret []byte, keys []crypto.PublicKey) (*TokenVerifier, e
 	for _, k := range keys {
 		switch k := k.(type) {
 		case ed25519.PublicKey:
-			v.ed = append(v.ed, k)
+			v.ed.Keys = append(v.ed.Keys, k)
 		case *rsa.PublicKey:
 			if k.N.BitLen() < 2048 {
 				return nil, fmt.Errorf("RSA public key of %d bits: want at least 2048", k.N.BitLen())
 			}
-			v.rsa = append(v.rsa, k)
+			v.rsa.Keys = append(v.rsa.Keys, k)
 		default:
 			return nil, fmt.Errorf("unsupported public key type %T (want Ed25519 or RSA)", k)
 		}
 	}
-	if len(v.ed) > 0 {
+	if len(v.ed.Keys) > 0 {
 		methods = append(methods, "EdDSA")
 	}
-	if len(v.rsa) > 0 {
+	if len(v.rsa.Keys) > 0 {
 		methods = append(methods, "RS256")
 	}
 	if len(methods) == 0 {
@@ -122,17 +122,9 @@ func (v *TokenVerifier) key(t *jwt.Token) (any, error) {
 			return v.secret, nil
 		}
 	case *jwt.SigningMethodEd25519:
-		set := jwt.VerificationKeySet{}
-		for _, k := range v.ed {
-			set.Keys = append(set.Keys, k)
-		}
-		return set, nil
+		return v.ed, nil
 	case *jwt.SigningMethodRSA:
-		set := jwt.VerificationKeySet{}
-		for _, k := range v.rsa {
-			set.Keys = append(set.Keys, k)
-		}
-		return set, nil
+		return v.rsa, nil
 	}
 	return nil, fmt.Errorf("no key for algorithm %v", t.Header["alg"])
 }

@@ -20,54 +20,50 @@ func (e *envFlags) String(p *string, name, env, def, help string) {
 	e.fs.StringVar(p, name, envDefault(e.getenv, env, def), fmt.Sprintf("%s [%s]", help, env))
 }
 
-func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
-	v := def
-	if s := e.getenv(env); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want a duration such as 15s", env, s)})
-		} else {
-			v = d
-		}
+// fromEnv is env's value parsed, or def when unset; a bad value is kept
+// as a usage error naming the variable, reported by parse.
+func fromEnv[T any](e *envFlags, env string, def T, parse func(string) (T, bool), want string) T {
+	s := e.getenv(env)
+	if s == "" {
+		return def
 	}
+	v, ok := parse(s)
+	if !ok {
+		e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want %s", env, s, want)})
+		return def
+	}
+	return v
+}
+
+func (e *envFlags) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
+	v := fromEnv(e, env, def, func(s string) (time.Duration, bool) {
+		d, err := time.ParseDuration(s)
+		return d, err == nil && d >= 0
+	}, "a duration such as 15s")
 	e.fs.DurationVar(p, name, v, fmt.Sprintf("%s [%s]", help, env))
 }
 
 func (e *envFlags) Int(p *int, name, env string, def int, help string) {
-	v := def
-	if s := e.getenv(env); s != "" {
+	v := fromEnv(e, env, def, func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want a whole number", env, s)})
-		} else {
-			v = n
-		}
-	}
+		return n, err == nil && n >= 0
+	}, "a whole number")
 	e.fs.IntVar(p, name, v, fmt.Sprintf("%s [%s]", help, env))
 }
 
 func (e *envFlags) Int64(p *int64, name, env string, def int64, help string) {
-	v := def
-	if s := e.getenv(env); s != "" {
+	v := fromEnv(e, env, def, func(s string) (int64, bool) {
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want a whole number", env, s)})
-		} else {
-			v = n
-		}
-	}
+		return n, err == nil && n >= 0
+	}, "a whole number")
 	e.fs.Int64Var(p, name, v, fmt.Sprintf("%s [%s]", help, env))
 }
 
 func (e *envFlags) Bool(p *bool, name, env string, help string) {
-	v := false
-	if s := e.getenv(env); s != "" {
+	v := fromEnv(e, env, false, func(s string) (bool, bool) {
 		b, err := strconv.ParseBool(s)
-		if err != nil {
-			e.errs = append(e.errs, &usageError{fmt.Sprintf("%s=%q: want true or false", env, s)})
-		}
-		v = b
-	}
+		return b, err == nil
+	}, "true or false")
 	e.fs.BoolVar(p, name, v, fmt.Sprintf("%s [%s]", help, env))
 }
 

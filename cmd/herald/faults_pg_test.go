@@ -215,7 +215,7 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 				return
 			default:
 			}
-			ans := pollEvents2(ctx, client, p.URL, cursor)
+			ans := pollOnce(ctx, client, p.URL, "a", cursor, 2)
 			if ans.err != nil {
 				time.Sleep(100 * time.Millisecond) // herald says 503 while the database is away
 				continue
@@ -257,32 +257,4 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 	l.check(t, "Go client", goEvents)
 	l.check(t, "poll client", pollEvents)
 	t.Logf("%d committed, %d unknown; both clients exactly once in order", want, len(l.unknown))
-}
-
-type pollResult2 struct {
-	events []*store.Event
-	cursor int64
-	err    error
-}
-
-// pollEvents2 long-polls channel a after cursor, keeping the event data.
-func pollEvents2(ctx context.Context, client *http.Client, base string, cursor int64) pollResult2 {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/poll?channel=a&timeout=2&cursor="+strconv.FormatInt(cursor, 10), nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return pollResult2{err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return pollResult2{err: errors.New(resp.Status)}
-	}
-	var body struct {
-		Events []*store.Event `json:"events"`
-		Cursor string         `json:"cursor"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return pollResult2{err: err}
-	}
-	c, err := strconv.ParseInt(body.Cursor, 10, 64)
-	return pollResult2{events: body.Events, cursor: c, err: err}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/store"
 )
 
 // asHerald makes the test binary run as herald: tests that need a real
@@ -76,6 +78,7 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal, within time.Duration) ti
 // pollAnswer is one long-poll answer, decoded.
 type pollAnswer struct {
 	ids    []int64
+	events []*store.Event
 	cursor int64
 	err    error
 }
@@ -94,18 +97,15 @@ func pollOnce(ctx context.Context, client *http.Client, base, channel string, cu
 		return pollAnswer{err: fmt.Errorf("poll: %d %s", resp.StatusCode, b)}
 	}
 	var body struct {
-		Events []struct {
-			ID string `json:"id"`
-		} `json:"events"`
-		Cursor string `json:"cursor"`
+		Events []*store.Event `json:"events"`
+		Cursor string         `json:"cursor"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return pollAnswer{err: err}
 	}
-	var a pollAnswer
+	a := pollAnswer{events: body.Events}
 	for _, e := range body.Events {
-		n, _ := strconv.ParseInt(e.ID, 10, 64)
-		a.ids = append(a.ids, n)
+		a.ids = append(a.ids, e.Seq)
 	}
 	a.cursor, a.err = strconv.ParseInt(body.Cursor, 10, 64)
 	return a
