@@ -170,6 +170,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // otherwise waits for streams that never end.
 func (s *Server) Drain() { s.stopOnce.Do(func() { close(s.stop) }) }
 
+// Wait waits, after Drain, for the streams that run outside net/http to
+// end (http.Server.Shutdown does not see them), or for ctx.
+func (s *Server) Wait(ctx context.Context) error { return s.stream.Wait(ctx) }
+
 func (s *Server) handleStream(c *gin.Context) {
 	channels, ok := s.channels(c, streamParams)
 	if !ok {
@@ -185,13 +189,15 @@ func (s *Server) handleStream(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	defer grant.release()
-	defer s.cfg.Metrics.connection("sse")()
+	// The stream may outlive this handler (stream.Serve detaches it from
+	// net/http): the connection's grant and gauge end with the stream.
+	closeGauge := s.cfg.Metrics.connection("sse")
+	ended := func() { closeGauge(); grant.release() }
 	req := stream.Request{
 		Channels: channels, Cursor: cursor, HasCursor: has, Expires: grant.Expires,
 		PlainMessages: c.Query("events") == "message",
 	}
-	if err := s.stream.Serve(c.Writer, c.Request, req); err != nil {
+	if err := s.stream.Serve(c.Writer, c.Request, req, ended); err != nil {
 		s.abort(c, err)
 	}
 }

@@ -61,47 +61,77 @@ type Handler struct {
 	Stop  <-chan struct{}
 	Log   *slog.Logger
 	Hooks Hooks
+
+	detached streamCount
 }
 
 const takeBatch = 256
 
-// Serve streams req to w. It returns an error only when nothing has been
-// written yet, so the caller can answer with a JSON error instead.
-func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
-	ctx := r.Context()
-	sub, err := h.Feed.Subscribe(ctx, req.Channels, req.Cursor, req.HasCursor)
+// Serve streams req to w. Over HTTP/1.x the stream takes the connection
+// over from net/http and Serve returns at once while it goes on (detach.go);
+// otherwise Serve returns when the stream ends. Either way done, if not nil,
+// runs exactly once: when the stream has ended, or before Serve returns an
+// error. Serve returns an error only when nothing has been written yet, so
+// the caller can answer with a JSON error instead.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request, done func()) error {
+	if done == nil {
+		done = func() {}
+	}
+	sub, err := h.Feed.Subscribe(r.Context(), req.Channels, req.Cursor, req.HasCursor)
 	if err != nil {
+		done()
 		return err
 	}
-	defer sub.Close()
-	if h.Hooks.Open != nil {
-		defer h.Hooks.Open()()
+	setHeaders(w.Header())
+	if d, ok := detach(w, r); ok {
+		h.detached.add()
+		go func() {
+			defer h.detached.remove()
+			defer done()
+			h.runDetached(d, sub, req)
+		}()
+		return nil
 	}
-
+	defer done()
 	rc := http.NewResponseController(w)
 	// Streams outlive any server-wide write timeout; each write gets its
 	// own deadline instead.
 	_ = rc.SetWriteDeadline(time.Time{})
-	hdr := w.Header()
+	w.Header().Set("Connection", "keep-alive")
+	w.WriteHeader(http.StatusOK)
+	h.run(r.Context(), sub, h.newWriter(&responseSink{w: w, rc: rc}, req), req)
+	return nil
+}
+
+func setHeaders(hdr http.Header) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("Connection", "keep-alive")
 	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+}
 
-	sw := &sseWriter{w: w, rc: rc, timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
-	sw.retry(durOr(h.Retry, 2*time.Second))
+func (h *Handler) newWriter(out sink, req Request) *sseWriter {
+	sw := &sseWriter{out: out, timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
 	if req.HasCursor {
 		sw.lastID = req.Cursor
 	}
+	return sw
+}
+
+// run streams sub through sw until the stream ends, then closes sub.
+func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWriter, req Request) {
+	defer sub.Close()
+	if h.Hooks.Open != nil {
+		defer h.Hooks.Open()()
+	}
+	sw.retry(durOr(h.Retry, 2*time.Second))
 	if sw.flush() != nil {
-		return nil
+		return
 	}
 	// Slow consumers are never waited on (DESIGN.md section 1): once the
 	// feed evicts this subscriber, a write blocked on it is cut now rather
 	// than at its deadline, so the connection and its buffers go at once.
-	// finish (deferred) makes a late callback a no-op: the ResponseWriter
-	// must not be touched after Serve returns.
+	// finish (deferred) makes a late callback a no-op: the sink must not be
+	// touched after run returns.
 	defer sw.finish()
 	sub.OnEnd(func() {
 		if errors.Is(sub.Err(), store.ErrSlow) {
@@ -132,7 +162,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		case <-sub.Ready():
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
-				return nil
+				return
 			}
 			lastWrite = time.Now()
 		case <-sub.Done():
@@ -140,7 +170,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
 			}
-			return nil
+			return
 		case <-heartbeat.C:
 			if rest := every - time.Since(lastWrite); rest > every/20 {
 				heartbeat.Reset(rest)
@@ -149,27 +179,27 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			// Take refreshes the covered position for quiet channels.
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
-				return nil
+				return
 			}
 			sw.ping()
 			if sw.flush() != nil {
-				return nil
+				return
 			}
 			lastWrite = time.Now()
 			heartbeat.Reset(every)
 		case <-expiry:
 			sw.comment("token expired")
 			sw.flush()
-			return nil
+			return
 		case <-lifetime:
-			return nil
+			return
 		case <-h.Stop:
 			// Spread the fleet's reconnects over a few seconds.
 			sw.retry(jitter(5*time.Second, 0.2))
 			sw.flush()
-			return nil
+			return
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	}
 }

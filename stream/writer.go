@@ -2,7 +2,6 @@ package stream
 
 import (
 	"errors"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -14,8 +13,7 @@ import (
 // data line is compact JSON (no raw newlines), ids are integers, and types
 // are validated to [A-Za-z0-9_.:-] on the way in.
 type sseWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
+	out     sink
 	timeout time.Duration
 	plain   bool
 	buf     []byte
@@ -44,7 +42,7 @@ func (s *sseWriter) abort() {
 		return
 	}
 	s.aborted = true
-	_ = s.rc.SetWriteDeadline(time.Now())
+	_ = s.out.setWriteDeadline(time.Now())
 }
 
 // finish marks the end of Serve: a later abort is a no-op.
@@ -123,14 +121,10 @@ func (s *sseWriter) flush() error {
 	// least half the timeout and at most all of it.
 	if now := time.Now(); s.deadline.Sub(now) < s.timeout/2 {
 		s.deadline = now.Add(s.timeout)
-		_ = s.rc.SetWriteDeadline(s.deadline)
+		_ = s.out.setWriteDeadline(s.deadline)
 	}
 	s.mu.Unlock()
-	if _, err := s.w.Write(s.buf); err != nil {
-		s.err = err
-		return err
-	}
-	if err := s.rc.Flush(); err != nil {
+	if err := s.out.write(s.buf); err != nil {
 		s.err = err
 		return err
 	}

@@ -89,6 +89,11 @@ func Start(t testing.TB, opts Options) *Env {
 			e.Server.Drain()
 			e.HTTP.CloseClientConnections()
 			e.HTTP.Close()
+			wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+			if err := e.Server.Wait(wctx); err != nil {
+				t.Errorf("streams still running 15s after Drain: %v", err)
+			}
+			wcancel()
 			cancel()
 			wg.Wait()
 			pool.Close()

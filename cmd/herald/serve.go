@@ -194,5 +194,8 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		log.Warn("requests still running at shutdown timeout; closing them", "err", err)
 		_ = hs.Close()
 	}
+	if err := srv.Wait(sctx); err != nil {
+		log.Warn("streams still running at shutdown timeout", "err", err)
+	}
 	return nil
 }
