@@ -6,17 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/stream"
 )
 
 // Over HTTP/1.x the stream takes its connection over from net/http and
@@ -182,4 +186,70 @@ func dialHerald(t testing.TB, base string) net.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// A panic in one detached stream is recovered like net/http recovers a
+// handler's: that stream's connection is dropped (cut, with no last
+// chunk), its done still runs, and the other streams go on.
+func TestStreamPanicDropsOnlyItsStream(t *testing.T) {
+	env := apitest.Start(t, apitest.Options{})
+	var logs safeLog
+	h := &stream.Handler{
+		Feed: env.Feed,
+		Log:  slog.New(slog.NewTextHandler(&logs, nil)),
+		Hooks: stream.Hooks{Delivered: func(_ int, evs []*store.Event) {
+			if evs[0].Channel == "boom" {
+				panic("test: boom")
+			}
+		}},
+	}
+	ended := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch := r.URL.Query().Get("channel")
+		if err := h.Serve(w, r, stream.Request{Channels: []string{ch}}, func() { ended <- ch }); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := newRawClient(t)
+	boom := openStream(t, client, srv.URL, "/?channel=boom", nil)
+	calm := openStream(t, client, srv.URL, "/?channel=calm", nil)
+
+	env.Insert(t, "boom", "x", `{}`)
+	if got, err := boom.ended(t, wait); len(got) != 0 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("panicking stream: blocks %+v, end %v; want nothing more and a cut body", got, err)
+	}
+	select {
+	case ch := <-ended:
+		if ch != "boom" {
+			t.Fatalf("done ran for %q, want boom", ch)
+		}
+	case <-time.After(wait):
+		t.Fatal("done did not run for the panicking stream")
+	}
+	if !strings.Contains(logs.String(), "test: boom") {
+		t.Errorf("panic not logged: %q", logs.String())
+	}
+	env.Insert(t, "calm", "x", `{}`)
+	if f := calm.nextData(t); f.data == "" {
+		t.Fatalf("other stream: %q", f.raw)
+	}
+}
+
+// safeLog is a log destination for one test's handler.
+type safeLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *safeLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *safeLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/herald-dev/herald/store"
@@ -88,6 +89,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request, don
 		go func() {
 			defer h.detached.remove()
 			defer done()
+			// net/http recovers a handler's panic and drops only its
+			// connection; a detached stream must do the same for itself.
+			defer h.recoverPanic()
 			h.runDetached(d, sub, req)
 		}()
 		return nil
@@ -233,6 +237,12 @@ func (h *Handler) drain(ctx context.Context, sub *store.Subscription, sw *sseWri
 		if len(b.Events) == 0 && !b.Reset {
 			return nil
 		}
+	}
+}
+
+func (h *Handler) recoverPanic() {
+	if v := recover(); v != nil && h.Log != nil {
+		h.Log.Error("stream panicked", "panic", v, "stack", string(debug.Stack()))
 	}
 }
 

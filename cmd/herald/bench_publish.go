@@ -36,21 +36,28 @@ func (b *bench) publishRate(ctx context.Context) ([]benchResult, error) {
 		defer db.Close()
 		modes = append(modes, mode{false, db})
 	}
-	var out []benchResult
+	// Runs alternate between the modes, so drift over the scenario (a
+	// checkpoint, the disk's own state) falls on both alike rather than on
+	// whichever mode ran second.
+	out := make([]benchResult, 0, len(modes)*len(b.cfg.writers))
 	for _, md := range modes {
 		for _, W := range b.cfg.writers {
-			res := benchResult{Scenario: "publish", Target: "herald", Notes: notes,
-				Params: map[string]any{"writers": W, "sequencer": md.seq, "duration": b.cfg.duration.String(), "runs": b.cfg.runs}}
-			for run := int64(1); run <= int64(b.cfg.runs) && ctx.Err() == nil; run++ {
+			out = append(out, benchResult{Scenario: "publish", Target: "herald", Notes: notes,
+				Params: map[string]any{"writers": W, "sequencer": md.seq, "duration": b.cfg.duration.String(), "runs": b.cfg.runs}})
+		}
+	}
+	for j, W := range b.cfg.writers {
+		for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
+			for i, md := range modes {
 				m, err := b.insertRun(ctx, md.db, W, md.seq)
 				if err != nil {
 					return out, err
 				}
+				res := &out[i*len(b.cfg.writers)+j]
 				res.Runs = append(res.Runs, m)
 				b.progress("publish writers=%d sequencer=%v run %d: %.0f inserts/s, Append p99 %.1f ms",
 					W, md.seq, run, m["inserts_per_s"], m["append_p99_ms"])
 			}
-			out = append(out, res)
 		}
 	}
 	return out, ctx.Err()
