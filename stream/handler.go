@@ -114,7 +114,7 @@ func setHeaders(hdr http.Header) {
 }
 
 func (h *Handler) newWriter(out sink, req Request) *sseWriter {
-	sw := &sseWriter{out: out, timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
+	sw := &sseWriter{out: out, room: out.room(), timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
 	if req.HasCursor {
 		sw.lastID = req.Cursor
 	}

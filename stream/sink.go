@@ -10,8 +10,11 @@ import (
 // sink is where a stream's bytes go: net/http's ResponseWriter, or the
 // connection itself once the stream has taken it over (detach.go).
 type sink interface {
-	// write sends p to the client now (written and flushed).
-	write(p []byte) error
+	// room is how many bytes write wants free in front of the data.
+	room() int
+	// write sends buf[room():] to the client now (written and flushed).
+	// It may overwrite buf[:room()] and append to buf.
+	write(buf []byte) error
 	setWriteDeadline(t time.Time) error
 }
 
@@ -27,6 +30,8 @@ type responseSink struct {
 	rc *http.ResponseController
 }
 
+func (s *responseSink) room() int { return 0 }
+
 func (s *responseSink) write(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
 		return err
@@ -38,34 +43,45 @@ func (s *responseSink) setWriteDeadline(t time.Time) error { return s.rc.SetWrit
 
 // connSink writes an HTTP/1.x response body straight to the connection:
 // one chunk per write (HTTP/1.1) or raw bytes ended by close (HTTP/1.0).
-// There is no buffer of its own: the sseWriter's batch is the chunk.
+// It has no buffer of its own: the sseWriter's batch is the chunk, framed
+// in the room left in front of it, so each batch is one write(2) (a
+// writev of three pieces cost ~12% more in a loopback micro-benchmark).
 type connSink struct {
 	conn    net.Conn
 	chunked bool
 	head    []byte // the response head, sent with the first write
-	size    [18]byte
 }
 
-// crlf ends every chunk.
-var crlf = []byte("\r\n")
+// chunkRoom fits a chunk-size line: up to 16 hex digits and CRLF.
+const chunkRoom = 18
 
-func (s *connSink) write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	// One writev per batch: head (first time only), chunk size, data, CRLF.
-	bufs := make(net.Buffers, 0, 4)
-	if s.head != nil {
-		bufs = append(bufs, s.head)
-	}
+func (s *connSink) room() int {
 	if s.chunked {
-		n := strconv.AppendInt(s.size[:0], int64(len(p)), 16)
-		bufs = append(bufs, append(n, '\r', '\n'), p, crlf)
-	} else {
-		bufs = append(bufs, p)
+		return chunkRoom
 	}
-	_, err := bufs.WriteTo(s.conn)
-	s.head = nil
+	return 0
+}
+
+func (s *connSink) write(buf []byte) error {
+	p := buf
+	if s.chunked {
+		if len(buf) == chunkRoom {
+			return nil // an empty chunk would end the body
+		}
+		var size [chunkRoom]byte
+		line := append(strconv.AppendInt(size[:0], int64(len(buf)-chunkRoom), 16), '\r', '\n')
+		start := chunkRoom - len(line)
+		copy(buf[start:], line)
+		p = append(buf[start:], '\r', '\n')
+	}
+	var err error
+	if s.head != nil {
+		bufs := net.Buffers{s.head, p}
+		_, err = bufs.WriteTo(s.conn)
+		s.head = nil
+	} else {
+		_, err = s.conn.Write(p)
+	}
 	return err
 }
 

@@ -16,7 +16,11 @@ type sseWriter struct {
 	out     sink
 	timeout time.Duration
 	plain   bool
+	// buf is the next write. Its first room bytes are left free for the
+	// sink to frame it in place (the chunk-size line), so a batch goes out
+	// in one write(2) without a copy.
 	buf     []byte
+	room    int
 	err     error
 	lastID  int64 // the id the client holds
 	covered int64 // every event for the client up to here has been written
@@ -52,8 +56,16 @@ func (s *sseWriter) finish() {
 	s.mu.Unlock()
 }
 
+// open returns buf, with the sink's room in front of it.
+func (s *sseWriter) open() []byte {
+	if len(s.buf) < s.room {
+		s.buf = append(s.buf[:0], make([]byte, s.room)...)
+	}
+	return s.buf
+}
+
 func (s *sseWriter) event(ev *store.Event) {
-	b := append(s.buf, "id: "...)
+	b := append(s.open(), "id: "...)
 	b = strconv.AppendInt(b, ev.Seq, 10)
 	if !s.plain {
 		b = append(b, "\nevent: "...)
@@ -70,7 +82,7 @@ func (s *sseWriter) event(ev *store.Event) {
 // Last-Event-ID to the head, so a browser's automatic reconnect continues
 // from there instead of asking for the lost range again.
 func (s *sseWriter) reset(head int64) {
-	b := append(s.buf, "id: "...)
+	b := append(s.open(), "id: "...)
 	b = strconv.AppendInt(b, head, 10)
 	b = append(b, "\nevent: reset\ndata: {\"cursor\":\""...)
 	b = strconv.AppendInt(b, head, 10)
@@ -85,7 +97,7 @@ func (s *sseWriter) reset(head int64) {
 // clients of quiet channels keep a fresh cursor and are not reset when old
 // history is dropped.
 func (s *sseWriter) ping() {
-	b := append(s.buf, ": ping\n"...)
+	b := append(s.open(), ": ping\n"...)
 	if s.covered > s.lastID {
 		b = append(b, "id: "...)
 		b = strconv.AppendInt(b, s.covered, 10)
@@ -96,18 +108,18 @@ func (s *sseWriter) ping() {
 }
 
 func (s *sseWriter) comment(text string) {
-	s.buf = append(append(append(s.buf, ": "...), text...), "\n\n"...)
+	s.buf = append(append(append(s.open(), ": "...), text...), "\n\n"...)
 }
 
 func (s *sseWriter) retry(d time.Duration) {
-	b := append(s.buf, "retry: "...)
+	b := append(s.open(), "retry: "...)
 	b = strconv.AppendInt(b, d.Milliseconds(), 10)
 	s.buf = append(b, "\n\n"...)
 }
 
 // flush writes the buffer with a deadline and flushes it to the client.
 func (s *sseWriter) flush() error {
-	if s.err != nil || len(s.buf) == 0 {
+	if s.err != nil || len(s.buf) <= s.room {
 		return s.err
 	}
 	s.mu.Lock()
@@ -131,7 +143,7 @@ func (s *sseWriter) flush() error {
 	if cap(s.buf) > 16<<10 {
 		s.buf = nil // return a burst's memory
 	} else {
-		s.buf = s.buf[:0]
+		s.buf = s.buf[:s.room]
 	}
 	return nil
 }
