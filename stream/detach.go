@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald/store"
@@ -51,7 +52,6 @@ func detach(w http.ResponseWriter, r *http.Request) (*detached, bool) {
 	}
 	// Nothing net/http set on the connection applies any more.
 	_ = conn.SetDeadline(time.Time{})
-	go d.watch()
 	return d, true
 }
 
@@ -61,30 +61,55 @@ type detached struct {
 	cancel context.CancelFunc
 	conn   net.Conn
 	sink   *connSink
+	// live counts the stream's goroutines still running; the last one
+	// out runs end, so that once Wait returns none is left.
+	live atomic.Int32
+	end  func()
+}
+
+func (d *detached) leave() {
+	if d.live.Add(-1) == 0 {
+		d.end()
+	}
+}
+
+// startDetached runs the stream on two goroutines of its own: the writer
+// (run, then close the connection) and watch. done runs when both are over.
+func (h *Handler) startDetached(d *detached, sub *store.Subscription, req Request, done func()) {
+	h.detached.add()
+	d.end = func() {
+		done()
+		h.detached.remove()
+	}
+	d.live.Store(2)
+	go d.watch()
+	go func() {
+		defer d.leave()
+		// net/http recovers a handler's panic and drops only its
+		// connection; a detached stream must do the same for itself.
+		defer h.recoverPanic()
+		defer d.conn.Close() // also ends watch
+		defer d.cancel()
+		sw := h.newWriter(d.sink, req)
+		h.run(d.ctx, sub, sw, req)
+		if sw.err == nil {
+			// The deadline of the last write still bounds this one.
+			d.sink.end()
+		}
+	}()
 }
 
 // watch waits for the client to close the connection (or the stream to
 // close it) and ends ctx. A client has nothing to send on a stream; any
 // bytes it does send are read and dropped, so its writes never block.
 func (d *detached) watch() {
+	defer d.leave()
 	defer d.cancel()
 	buf := make([]byte, 64)
 	for {
 		if _, err := d.conn.Read(buf); err != nil {
 			return
 		}
-	}
-}
-
-// runDetached is the stream's goroutine after detach.
-func (h *Handler) runDetached(d *detached, sub *store.Subscription, req Request) {
-	defer d.conn.Close() // also ends watch
-	defer d.cancel()
-	sw := h.newWriter(d.sink, req)
-	h.run(d.ctx, sub, sw, req)
-	if sw.err == nil {
-		// The deadline of the last write still bounds this one.
-		d.sink.end()
 	}
 }
 

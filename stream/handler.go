@@ -85,15 +85,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request, don
 	}
 	setHeaders(w.Header())
 	if d, ok := detach(w, r); ok {
-		h.detached.add()
-		go func() {
-			defer h.detached.remove()
-			defer done()
-			// net/http recovers a handler's panic and drops only its
-			// connection; a detached stream must do the same for itself.
-			defer h.recoverPanic()
-			h.runDetached(d, sub, req)
-		}()
+		h.startDetached(d, sub, req, done)
 		return nil
 	}
 	defer done()

@@ -38,7 +38,10 @@ type proc struct {
 func startProc(t *testing.T, args []string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append([]string{asHerald + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	// Under -race the runtime sleeps a second before a process exits
+	// (GORACE atexit_sleep_ms): shutdown timings are herald's without it.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append([]string{asHerald + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=" + gorace}, env...)
 	p := &proc{cmd: cmd, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
