@@ -126,8 +126,9 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 	// Slow consumers are never waited on (DESIGN.md section 1): once the
 	// feed evicts this subscriber, a write blocked on it is cut now rather
 	// than at its deadline, so the connection and its buffers go at once.
-	// finish (deferred) makes a late callback a no-op: the sink must not be
-	// touched after run returns.
+	// finish (deferred) makes a late callback a no-op: once run returns,
+	// the sink is no longer the callback's to touch (a ResponseWriter is
+	// dead after its handler; a detached connection is being closed).
 	defer sw.finish()
 	sub.OnEnd(func() {
 		if errors.Is(sub.Err(), store.ErrSlow) {
