@@ -23,13 +23,20 @@ const backlogBatch = 500
 
 // SequencerOptions tunes the sequencer; zero values take the defaults.
 type SequencerOptions struct {
-	// Interval between steps while idle (default 10 ms). While steps find
-	// rows the sequencer runs back to back.
+	// Interval between steps while rows flow faster than notices are worth
+	// (default 10 ms). Otherwise the sequencer sleeps until an inbox
+	// INSERT's notice wakes it, or for at most SafetyNet.
 	Interval time.Duration
+	// SafetyNet is the longest the sequencer sleeps without looking at the
+	// inbox (default 1 s): a lost notice delays rows by at most this much.
+	SafetyNet time.Duration
 	// Standby is how often a non-leader tries to take the lock (default 1 s).
 	Standby time.Duration
 	// OnBatch, if set, is called after each step that sequenced rows.
 	OnBatch func(rows int, head int64, took time.Duration)
+	// OnSleep, if set, is called when the leader falls asleep (true) or
+	// starts ticking (false).
+	OnSleep func(asleep bool)
 	// OnLeader, if set, is called when leadership is gained or lost.
 	OnLeader func(leader bool)
 	// Retention bounds the log; the zero value keeps everything.
@@ -66,6 +73,9 @@ func (s *Sequencer) Err() error {
 func (db *DB) NewSequencer(opts SequencerOptions) *Sequencer {
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Millisecond
+	}
+	if opts.SafetyNet <= 0 {
+		opts.SafetyNet = time.Second
 	}
 	if opts.Standby <= 0 {
 		opts.Standby = time.Second
@@ -133,35 +143,14 @@ func (s *Sequencer) session(ctx context.Context) error {
 	}
 	s.setLeader(true)
 	s.db.log.Info("sequencer: leader")
+	if _, err := conn.Exec(ctx, `LISTEN `+wakeChannel); err != nil {
+		return fmt.Errorf("listen %q: %w", wakeChannel, err)
+	}
 	st, err := loadTick(ctx, conn)
 	if err != nil {
 		return err
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-		}
-		n, err := s.step(ctx, conn, &st)
-		if err != nil {
-			return err
-		}
-		if s.lastErr.Load() != nil {
-			s.lastErr.Store(nil)
-		}
-		// A step takes everything visible, so going again at once only
-		// pays after a big batch (a backlog that built up while it ran).
-		// After a small one it would commit, and fsync, once per app
-		// commit: a single writer's throughput halved that way.
-		if n >= backlogBatch {
-			timer.Reset(0)
-		} else {
-			timer.Reset(s.opts.Interval)
-		}
-	}
+	return s.sequence(ctx, conn, &st)
 }
 
 // tick is the leader's in-memory copy of sequencer_state; only the lock
@@ -173,12 +162,13 @@ type tick struct {
 	partUpto int64  // partitions exist for seq < partUpto
 	partSize int64
 	trimmed  time.Time
+	trimSeq  int64 // lastSeq at the last trim; -1 before the first
 	retained time.Time
 	idle     bool // the last step found nothing
 }
 
 func loadTick(ctx context.Context, conn *pgx.Conn) (tick, error) {
-	var t tick
+	t := tick{trimSeq: -1}
 	err := conn.QueryRow(ctx, `
 		SELECT last_seq, pg_snapshot_xmax(snap)::text,
 		       coalesce((SELECT array_agg(x)::text FROM pg_snapshot_xip(snap) x), '{}'),
@@ -239,11 +229,13 @@ func (s *Sequencer) step(ctx context.Context, conn *pgx.Conn, t *tick) (int, err
 
 // housekeeping trims the inbox (every second) and applies retention.
 func (s *Sequencer) housekeeping(ctx context.Context, conn *pgx.Conn, t *tick) error {
-	if time.Since(t.trimmed) > time.Second {
+	// The trim's bound moves only with lastSeq: while idle it would
+	// delete nothing, so it waits for a step that sequenced rows.
+	if time.Since(t.trimmed) > time.Second && t.lastSeq != t.trimSeq {
 		if err := trimInbox(ctx, conn); err != nil {
 			return err
 		}
-		t.trimmed = time.Now()
+		t.trimmed, t.trimSeq = time.Now(), t.lastSeq
 	}
 	if r := s.opts.Retention; r.enabled() && time.Since(t.retained) > r.Every {
 		t.retained = time.Now()
