@@ -57,7 +57,7 @@ NGINX=$(command -v nginx)
 TMP=$(mktemp -d /tmp/herald-compare-XXXXXX)
 chmod 755 "$TMP"
 mkdir -p "$TMP/nchan" "$TMP/results"
-HERALD_PID= NGINX_PID=
+HERALD_PID= HERALD2_PID= NGINX_PID=
 stop_pid() { # pid name: TERM, wait up to 30 s, then KILL
 	local pid=$1 name=$2 i
 	[[ -z $pid ]] && return 0
@@ -72,6 +72,7 @@ stop_pid() { # pid name: TERM, wait up to 30 s, then KILL
 }
 cleanup() {
 	local rc=$?
+	stop_pid "$HERALD2_PID" "second herald"
 	stop_pid "$HERALD_PID" herald
 	stop_pid "$NGINX_PID" nginx
 	if [[ -n ${KEEP:-} || $rc -ne 0 ]]; then
@@ -131,6 +132,22 @@ for ((i = 0; ; i++)); do
 done
 log "herald up (pid $HERALD_PID)"
 
+# A second replica on the same database (the embedded cluster the first
+# one started, or DATABASE_URL), for the two-replica idle figure.
+HERALD2_PORT=${HERALD2_PORT:-$((HERALD_PORT + 1))}
+start_second_herald() {
+	port_free "$HERALD2_PORT" || die "port $HERALD2_PORT is in use (set HERALD2_PORT)"
+	env "${herald_env[@]}" "$HERALD" serve --listen "127.0.0.1:$HERALD2_PORT" >"$TMP/herald2.log" 2>&1 &
+	HERALD2_PID=$!
+	for ((i = 0; ; i++)); do
+		curl -sf -o /dev/null "http://127.0.0.1:$HERALD2_PORT/readyz" && break
+		kill -0 "$HERALD2_PID" 2>/dev/null || die "second herald exited: $(cat "$TMP/herald2.log")"
+		((i < 600)) || die "second herald not ready within 60 s: $(cat "$TMP/herald2.log")"
+		sleep 0.1
+	done
+	log "second herald up (pid $HERALD2_PID)"
+}
+
 # --- scenarios --------------------------------------------------------------
 # bench LABEL TARGETS SCENARIO FLAGS...: one invocation per target, JSON
 # kept for the report, the command kept for the reproduction list.
@@ -154,11 +171,18 @@ bench() {
 }
 FAILURES=()
 if [[ -n $QUICK ]]; then
-	S1=100 S2=300 SI=300 EV=10 FLAT=100 HIST=2000 CH=200 PUBD=1s
+	S1=100 S2=300 SI=300 EV=10 FLAT=100 HIST=2000 CH=200 PUBD=1s QD=3s EV10=50 EV5=25
 else
-	S1=1000 S2=5000 SI=5000 EV=50 FLAT=1000 HIST=20000 CH=2000 PUBD=3s
+	S1=1000 S2=5000 SI=5000 EV=50 FLAT=1000 HIST=20000 CH=2000 PUBD=3s QD=10s EV10=300 EV5=150
 fi
 both="herald nchan"
+# No traffic, no connections: CPU per second of the server and its
+# Postgres; then with a second herald replica on the same database.
+bench "quiet, no traffic, 1 replica" "$both" quiet --duration $QD
+start_second_herald
+bench "quiet, no traffic, 2 replicas" herald quiet --duration $QD --server-pid "$HERALD_PID,$HERALD2_PID"
+stop_pid "$HERALD2_PID" "second herald"
+HERALD2_PID=
 # Idle first, on fresh servers: later scenarios leave freed memory behind
 # that new connections would reuse.
 bench "idle, $SI connections per run" "$both" idle --subscribers $SI
@@ -169,8 +193,10 @@ bench "channels, $S1 subscribers, 200 events/s" "$both" channels --subscribers $
 bench "channels, $S2 subscribers, 200 events/s" "$both" channels --subscribers $S2 --events $CH --rate 200
 bench "resume, 10 subscribers, $HIST events of history" "$both" resume --subscribers 10 --events $HIST --writers 8
 bench "longpoll, $S1 clients, 5 events/s" "$both" longpoll --subscribers $S1 --events $EV --rate 5
+bench "fanout, 100 subscribers, 10 events/s" "$both" fanout --subscribers 100 --events $EV10 --rate 10
+bench "fanout, 100 subscribers, 5 events/s" "$both" fanout --subscribers 100 --events $EV5 --rate 5
 bench "commit→feed, 1,000 events/s" herald feed --events $((EV * 100)) --rate 1000 --writers 16
-bench "publish" herald publish --writers 1,8,32 --duration $PUBD
+bench "publish" herald publish --writers 1,4,8,32 --duration $PUBD
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - T0))
@@ -218,7 +244,8 @@ start of the publishing call (herald: the \`INSERT\`'s transaction; nchan: the H
 receipt by the subscriber. CPU times are read from \`/proc/PID/stat\` (server: every process
 holding the listening socket, i.e. herald, or nginx's master and workers; Postgres: the
 postmaster and all its backends) over the measuring window. They include each server's idle
-work during the window: herald's sequencer polls the inbox every 10 ms.
+work during the window: herald's sequencer sleeps until an inbox INSERT notifies it (1 s safety
+net) and ticks every 10 ms only while rows flow (docs/WAKE.md).
 
 ${TABLE}
 
@@ -231,8 +258,9 @@ How the two differ, beyond the numbers:
 - herald's publish path is an \`INSERT\` into Postgres, sequenced into a dense, commit-ordered log
   and read by one query per wake-up; nchan's is an HTTP POST into shared memory. nchan's server
   CPU therefore includes publishing, while herald's publishing cost is in Postgres (its own row).
-  Latency at low rates is dominated by herald's sequencer interval (10 ms) plus a commit with
-  fsync and a NOTIFY round trip; nchan has none of that, and does not persist anything.
+  Latency at low rates is a commit with fsync, the app's notice waking the sequencer, the
+  sequencer's own commit and its NOTIFY to the feed; under a steady flow the sequencer ticks
+  every 10 ms instead. nchan has none of that, and does not persist anything.
 - herald's resume works from any cursor the retained history covers (here beyond its 16,384-event
   ring, from the database); nchan's from its in-memory buffer (\`nchan_message_buffer_length\`).
 - In the resume scenario herald's subscribers are herald's Go client (\`stream.Subscribe\`), which
@@ -244,7 +272,10 @@ How the two differ, beyond the numbers:
   open) and counts the memory the new ones took: closing them between runs would let the next
   run reuse freed memory and understate the cost.
 - The publish scenario is herald only: inserts/s into \`herald.events\`, one event per transaction,
-  with the sequencer running, and in a scratch database on the same server with no sequencer.
+  with the sequencer running, and in a scratch database on the same server with no sequencer and
+  no wake trigger (a plain table), runs alternated; the INSERT share is each pair's ratio.
+- The quiet scenario opens no connection and sends nothing: the CPU a server and its Postgres
+  spend doing nothing, for one herald and for two replicas on one database.
   With durable commits each \`INSERT\` waits for an fsync, so a single writer measures the disk.
 
 ## Reproduce

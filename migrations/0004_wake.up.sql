@@ -8,15 +8,18 @@
 -- transaction, and reading it ignores snapshots, so a REPEATABLE READ writer
 -- whose snapshot predates the flag still sees it.
 CREATE SEQUENCE herald.sequencer_sleeping AS smallint MINVALUE 0 MAXVALUE 1 START 0;
+-- Every app role that inserts reads the flag.
+GRANT SELECT ON SEQUENCE herald.sequencer_sleeping TO PUBLIC;
 
--- SECURITY DEFINER so that an app role needs nothing on the sequence; the
--- search_path is pinned because of it.
+-- One simple expression, not a query: plpgsql evaluates it without the
+-- executor, a few microseconds per INSERT statement. Names are qualified
+-- because the function runs with the app's search_path.
 CREATE FUNCTION herald.wake_sequencer() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF (SELECT last_value FROM herald.sequencer_sleeping) = 1 THEN
-        PERFORM pg_notify('herald_wake', '');
+    IF pg_catalog.pg_sequence_last_value('herald.sequencer_sleeping'::regclass) = 1 THEN
+        PERFORM pg_catalog.pg_notify('herald_wake', '');
     END IF;
     RETURN NULL;
 END

@@ -79,7 +79,11 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 			}
 		}
 		// Notices already here came from commits this step sees.
-		noticed = drainNotices(conn) || noticed
+		pending := drainNotices(conn)
+		if noticed {
+			pending++
+		}
+		noticed = pending > 0
 		if noticed {
 			t.idle = false // a notice means rows: skip the look first
 		}
@@ -93,9 +97,10 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 		now := time.Now()
 		switch {
 		case w.asleep:
-			// Notices faster than the tick: tick instead, and spare the
+			// Commits faster than a step (several notices at one
+			// wake-up) or than the tick: tick instead, and spare the
 			// app's commits the notification lock.
-			if noticed && n > 0 && now.Sub(w.lastNotice) < s.opts.Interval {
+			if n > 0 && (pending > 1 || noticed && now.Sub(w.lastNotice) < s.opts.Interval) {
 				if err := w.setFlag(ctx, conn, 0); err != nil {
 					return err
 				}
@@ -200,17 +205,17 @@ func waitNotice(ctx context.Context, conn *pgx.Conn, d time.Duration) (bool, err
 	return n != nil, nil
 }
 
-// drainNotices discards the notices pgx has already read, reporting
-// whether there were any; it does not wait.
-func drainNotices(conn *pgx.Conn) bool {
+// drainNotices discards the notices pgx has already read and returns how
+// many there were; it does not wait.
+func drainNotices(conn *pgx.Conn) int {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
-	got := false
+	got := 0
 	for {
 		n, _ := conn.WaitForNotification(done)
 		if n == nil {
 			return got
 		}
-		got = true
+		got++
 	}
 }

@@ -36,6 +36,8 @@ Scenarios:
             sequencer running and, in a scratch database, without (herald)
   feed      commit→feed latency at --rate: Append's return to the event
             reaching a feed in this process (herald)
+  quiet     CPU per second of the server (--server-pid: several replicas)
+            and its Postgres with no traffic and no connections
 `
 
 // benchDefaults are each scenario's defaults for the flags not given.
@@ -52,6 +54,7 @@ var benchDefaults = map[string]struct {
 	"longpoll": {1000, 50, 5, "4", time.Minute},
 	"publish":  {0, 0, 0, "1,8,32", 3 * time.Second},
 	"feed":     {0, 5000, 1000, "4", time.Minute},
+	"quiet":    {0, 0, 0, "1", 10 * time.Second},
 }
 
 type benchConfig struct {
@@ -126,6 +129,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		"longpoll": b.longpoll,
 		"publish":  b.publishRate,
 		"feed":     b.feedLatency,
+		"quiet":    b.quiet,
 	}
 	results, runErr := scenarios[cfg.scenario](ctx)
 	for i := range results {

@@ -82,7 +82,8 @@ func (b *bench) findPostgres(ctx context.Context) error {
 }
 
 // scratchDatabase creates and migrates a database beside herald's on the
-// same server, where no herald runs and so no sequencer; drop removes it.
+// same server, where no herald runs and so no sequencer, and drops the
+// inbox's wake trigger there; drop removes the database.
 func (b *bench) scratchDatabase(ctx context.Context) (dbURL string, drop func(), err error) {
 	name := "herald_bench_noseq_" + b.nonce
 	admin, err := pgx.Connect(ctx, b.dbURL)
@@ -103,6 +104,19 @@ func (b *bench) scratchDatabase(ctx context.Context) (dbURL string, drop func(),
 	}
 	dbURL = dsnWithDatabase(b.dbURL, name)
 	if _, err := store.Migrate(ctx, dbURL, store.MigrateUp, 0); err != nil {
+		drop()
+		return "", nil, err
+	}
+	// A plain table: without the sequencer's wake trigger, the baseline
+	// the INSERT share divides by.
+	if c, err := pgx.Connect(ctx, dbURL); err == nil {
+		_, err = c.Exec(ctx, `DROP TRIGGER IF EXISTS wake_sequencer ON herald.events`)
+		c.Close(context.Background())
+		if err != nil {
+			drop()
+			return "", nil, fmt.Errorf("drop the wake trigger in the scratch database: %w", err)
+		}
+	} else {
 		drop()
 		return "", nil, err
 	}

@@ -141,6 +141,9 @@ func (b *bench) closeWindow(w cpuWindow, m benchMetrics, deliveries int64) {
 	if b.pg != nil {
 		addCPU(m, "pg", b.pg.sample().since(w.pg), deliveries)
 	}
+	if deliveries > 0 {
+		m["total_cpu_ms_per_1k"] = m["server_cpu_ms_per_1k"] + m["pg_cpu_ms_per_1k"]
+	}
 	m["client_cpu_ms"] = float64(selfCPU()-w.self) / float64(time.Millisecond)
 }
 

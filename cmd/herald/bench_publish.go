@@ -13,7 +13,9 @@ import (
 // publish: how many events per second apps can INSERT into herald.events,
 // one event per transaction, at each --writers count, in herald's database
 // with its sequencer running, and in a scratch database on the same server
-// that no herald serves (no sequencer). Each measurement lasts --duration.
+// that no herald serves (no sequencer, no wake trigger: a plain table).
+// Each measurement lasts --duration; the two alternate, and each pair's
+// ratio is the INSERT share.
 func (b *bench) publishRate(ctx context.Context) ([]benchResult, error) {
 	maxW := 0
 	for _, w := range b.cfg.writers {
@@ -48,6 +50,7 @@ func (b *bench) publishRate(ctx context.Context) ([]benchResult, error) {
 	}
 	for j, W := range b.cfg.writers {
 		for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
+			var pair []benchMetrics
 			for i, md := range modes {
 				m, err := b.insertRun(ctx, md.db, W, md.seq)
 				if err != nil {
@@ -55,8 +58,15 @@ func (b *bench) publishRate(ctx context.Context) ([]benchResult, error) {
 				}
 				res := &out[i*len(b.cfg.writers)+j]
 				res.Runs = append(res.Runs, m)
+				pair = append(pair, m)
 				b.progress("publish writers=%d sequencer=%v run %d: %.0f inserts/s, Append p99 %.1f ms",
 					W, md.seq, run, m["inserts_per_s"], m["append_p99_ms"])
+			}
+			// The INSERT share: this run's rate with herald running over
+			// the plain table's right after it.
+			if len(pair) == 2 && pair[1]["inserts_per_s"] > 0 {
+				pair[0]["insert_share"] = pair[0]["inserts_per_s"] / pair[1]["inserts_per_s"]
+				b.progress("publish writers=%d run %d: INSERT share %.2f", W, run, pair[0]["insert_share"])
 			}
 		}
 	}

@@ -16,6 +16,7 @@ var reportMetrics = map[string][][2]string{
 	"fanout": {
 		{"server_cpu_ms_per_1k", "server CPU ms / 1k deliveries"},
 		{"pg_cpu_ms_per_1k", "Postgres CPU ms / 1k deliveries"},
+		{"total_cpu_ms_per_1k", "server + Postgres CPU ms / 1k deliveries"},
 		{"lat_p50_ms", "latency p50 ms"},
 		{"lat_p99_ms", "latency p99 ms"},
 		{"deliveries_per_s", "deliveries/s (higher is better)"},
@@ -39,11 +40,17 @@ var reportMetrics = map[string][][2]string{
 	},
 	"publish": {
 		{"inserts_per_s", "inserts/s (higher is better)"},
+		{"insert_share", "INSERT share: with herald ÷ plain table, same run pair (higher is better)"},
 		{"append_p50_ms", "INSERT p50 ms"},
 		{"append_p99_ms", "INSERT p99 ms"},
 		{"sequencer_drain_ms", "sequencer catch-up after writers stop, ms"},
 		{"pg_cpu_ms_per_1k", "Postgres CPU ms / 1k inserts"},
 		{"server_cpu_ms_per_1k", "herald CPU ms / 1k inserts"},
+	},
+	"quiet": {
+		{"total_cpu_ms_per_s", "server + Postgres CPU ms/s, no traffic"},
+		{"server_cpu_ms_per_s", "server CPU ms/s, no traffic"},
+		{"pg_cpu_ms_per_s", "Postgres CPU ms/s, no traffic"},
 	},
 	"feed": {
 		{"commit_feed_p50_ms", "commit→feed p50 ms"},
