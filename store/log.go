@@ -32,7 +32,8 @@ func (e *NewEvent) Validate() error {
 }
 
 // Append writes events to the inbox in one transaction and returns their
-// inbox ids. Their seqs follow once the sequencer has run (within ~10 ms).
+// inbox ids. Their seqs follow once the sequencer has run (its trigger
+// wakes it at the commit).
 func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 	if len(events) == 0 {
 		return nil, nil

@@ -24,12 +24,11 @@ const watchFirst = 2 * time.Millisecond
 // inbox INSERT notifies; awake, the sequencer ticks every Interval and the
 // flag is 0, so app commits take no notification lock.
 type waker struct {
-	asleep     bool
-	flag       int      // the flag as last set; -1 unknown
-	empty      int      // empty steps in a row while ticking
-	watch      []string // virtualtransaction of inbox writers in flight at falling asleep
-	backoff    time.Duration
-	lastNotice time.Time // the last step a notice caused
+	asleep  bool
+	flag    int      // the flag as last set; -1 unknown
+	empty   int      // empty steps in a row while ticking
+	watch   []string // virtualtransaction of inbox writers in flight at falling asleep
+	backoff time.Duration
 }
 
 // sequence steps until ctx ends or the connection fails, sleeping on the
@@ -55,18 +54,25 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		noticed := false
+		noticed, during := false, 0
 		if w.asleep {
-			d := s.opts.SafetyNet
-			if len(w.watch) > 0 {
-				d = min(w.backoff, d)
-				w.backoff *= 2
+			// Notices pgx read while the last step ran: commits come
+			// faster than steps.
+			if during = drainNotices(conn); during > 0 {
+				noticed = true
+			} else {
+				d := s.opts.SafetyNet
+				if len(w.watch) > 0 {
+					d = min(w.backoff, d)
+					w.backoff *= 2
+				}
+				var err error
+				if noticed, err = waitNotice(ctx, conn, d); err != nil {
+					return err
+				}
 			}
-			var err error
-			if noticed, err = waitNotice(ctx, conn, d); err != nil {
-				return err
-			}
 			if len(w.watch) > 0 {
+				var err error
 				if w.watch, err = inboxWriters(ctx, conn, w.watch); err != nil {
 					return err
 				}
@@ -79,8 +85,8 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 			}
 		}
 		// Notices already here came from commits this step sees.
-		pending := drainNotices(conn)
-		if noticed {
+		pending := during + drainNotices(conn)
+		if noticed && during == 0 {
 			pending++
 		}
 		noticed = pending > 0
@@ -94,13 +100,12 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 		if s.lastErr.Load() != nil {
 			s.lastErr.Store(nil)
 		}
-		now := time.Now()
 		switch {
 		case w.asleep:
-			// Commits faster than a step (several notices at one
-			// wake-up) or than the tick: tick instead, and spare the
-			// app's commits the notification lock.
-			if n > 0 && (pending > 1 || noticed && now.Sub(w.lastNotice) < s.opts.Interval) {
+			// Commits faster than steps (a notice came in while the last
+			// step ran, or several are pending): tick instead, and spare
+			// the app's commits the notification lock.
+			if n > 0 && (during > 0 || pending > 1) {
 				if err := w.setFlag(ctx, conn, 0); err != nil {
 					return err
 				}
@@ -109,9 +114,6 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 					s.opts.OnSleep(false)
 				}
 				timer.Reset(s.opts.Interval)
-			}
-			if noticed {
-				w.lastNotice = now
 			}
 		case n == 0 && w.empty+1 >= sleepAfter:
 			if err := s.fallAsleep(ctx, conn, t, &w); err != nil {
@@ -146,7 +148,7 @@ func (s *Sequencer) fallAsleep(ctx context.Context, conn *pgx.Conn, t *tick, w *
 	if err != nil {
 		return err
 	}
-	w.asleep, w.watch, w.backoff, w.lastNotice = true, writers, watchFirst, time.Time{}
+	w.asleep, w.watch, w.backoff = true, writers, watchFirst
 	if s.opts.OnSleep != nil {
 		s.opts.OnSleep(true)
 	}
