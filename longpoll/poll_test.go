@@ -235,8 +235,8 @@ func TestPollWithoutCursorAnswersHead(t *testing.T) {
 		events  int // written before this case
 		timeout string
 	}{
-		{"empty log", 0, "60"},
-		{"after events", 7, "60"},
+		{"empty log", 0, "25"},
+		{"after events", 7, "25"},
 		{"default timeout", 2, ""},
 		{"timeout 1", 1, "1"},
 	} {
