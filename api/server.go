@@ -24,8 +24,8 @@ type Config struct {
 	Retry          time.Duration // SSE reconnect delay (default 2 s)
 	MaxLifetime    time.Duration // SSE stream lifetime, jittered (default none)
 	MaxChannels    int           // per connection (default 100)
-	PollTimeout    time.Duration // default long-poll timeout (default 25 s)
-	PollMaxTimeout time.Duration // highest accepted (default 60 s)
+	PollTimeout    time.Duration // default long-poll timeout (default DefaultPollTimeout)
+	PollMaxTimeout time.Duration // highest accepted (default DefaultPollMaxTimeout)
 	// WriteTimeout bounds each write to a stream; a client that does not
 	// read within it is dropped and resumes by cursor (default 10 s).
 	WriteTimeout time.Duration
@@ -101,10 +101,10 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		cfg.MaxChannels = 100
 	}
 	if cfg.PollTimeout <= 0 {
-		cfg.PollTimeout = 25 * time.Second
+		cfg.PollTimeout = DefaultPollTimeout
 	}
 	if cfg.PollMaxTimeout <= 0 {
-		cfg.PollMaxTimeout = 60 * time.Second
+		cfg.PollMaxTimeout = DefaultPollMaxTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -186,7 +186,7 @@ func (s *Server) handleStream(c *gin.Context) {
 	}
 	grant, err := s.authorize(c, channels, true)
 	if err != nil {
-		s.abort(c, err)
+		s.abortStream(c, err)
 		return
 	}
 	// The stream may outlive this handler (stream.Serve detaches it from
@@ -198,7 +198,7 @@ func (s *Server) handleStream(c *gin.Context) {
 		PlainMessages: c.Query("events") == "message",
 	}
 	if err := s.stream.Serve(c.Writer, c.Request, req, ended); err != nil {
-		s.abort(c, err)
+		s.abortStream(c, err)
 	}
 }
 

@@ -148,7 +148,7 @@ func (cr *crowd) park(t *testing.T, channel string, cursor int64) <-chan result 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	began := time.Now()
-	results := startPolls(ctx, cr.c, cr.n, pollURL(cr.env.URL, []string{channel}, itoa(cursor), "60"))
+	results := startPolls(ctx, cr.c, cr.n, pollURL(cr.env.URL, []string{channel}, itoa(cursor), "25"))
 	waitParked(t, cr.env, cr.n, 60*time.Second)
 	t.Logf("%d polls parked in %v", cr.n, time.Since(began))
 	return results

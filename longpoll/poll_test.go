@@ -46,7 +46,7 @@ func TestPollReturnsPendingEventsAtOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := logSeqs(t, env, tc.channels, tc.cursor)
 			began := time.Now()
-			a := mustPoll(t, c, pollURL(env.URL, tc.channels, itoa(tc.cursor), "30"))
+			a := mustPoll(t, c, pollURL(env.URL, tc.channels, itoa(tc.cursor), "25"))
 			took := time.Since(began)
 			if got := a.seqs(); !equalSeqs(got, want) {
 				t.Fatalf("events %v, want %v", got, want)
@@ -93,7 +93,7 @@ func TestPollBatchLimit(t *testing.T) {
 			c := newClient(t, 2)
 			var first <-chan result
 			if tc.live {
-				first = startPolls(context.Background(), c, 1, pollURL(env.URL, []string{"bulk"}, "0", "30"))
+				first = startPolls(context.Background(), c, 1, pollURL(env.URL, []string{"bulk"}, "0", "25"))
 				waitParked(t, env, 1, 10*time.Second)
 			}
 			insertMany(t, env, "bulk", n)
@@ -235,8 +235,8 @@ func TestPollWithoutCursorAnswersHead(t *testing.T) {
 		events  int // written before this case
 		timeout string
 	}{
-		{"empty log", 0, "60"},
-		{"after events", 7, "60"},
+		{"empty log", 0, "25"},
+		{"after events", 7, "25"},
 		{"default timeout", 2, ""},
 		{"timeout 1", 1, "1"},
 	} {

@@ -42,7 +42,7 @@ func testDrain(t *testing.T, cr *crowd) (slowest time.Duration, others float64) 
 	waitNoPolls(t, env, 5*time.Second)
 
 	before := time.Now()
-	a := mustPoll(t, cr.c, pollURL(env.URL, []string{"hall"}, itoa(head), "60"))
+	a := mustPoll(t, cr.c, pollURL(env.URL, []string{"hall"}, itoa(head), "25"))
 	if took := time.Since(before); took > time.Second || len(a.Events) != 0 || a.Cursor != head {
 		t.Fatalf("poll after Drain: %s after %v, want an empty answer with cursor %d at once", a.Body, took, head)
 	}
@@ -138,7 +138,7 @@ func TestPollClientLeaves(t *testing.T) {
 			handoffs := fanout(t, env, head)
 			baseline := runtime.NumGoroutine()
 			ctx, cancel := context.WithCancel(context.Background())
-			results := startPolls(ctx, c, 1, pollURL(env.URL, tc.channels, itoa(head), "60"))
+			results := startPolls(ctx, c, 1, pollURL(env.URL, tc.channels, itoa(head), "25"))
 			waitParked(t, env, 1, 10*time.Second)
 			cancel()
 			r := <-results

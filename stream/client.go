@@ -363,6 +363,9 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		}
 		return false, nil, nil
 	}
+	if string(ev.Event) == unavailableEvent {
+		return false, nil, unavailableError(ev.Data)
+	}
 	if string(ev.Event) == "reset" {
 		// r3labs stamps the previous id on this id-less event: ignore ev.ID.
 		cursor, err := parseResetCursor(ev.Data)

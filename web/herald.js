@@ -16,29 +16,44 @@
 //     missing and "poll" when fetch is missing; unsupported transports are never tried. With
 //     no supported transport at all the state is `failed` (code "no_transport").
 //  2. Each attempt: if storage holds a non-expired cached transport (key "herald.transport",
-//     value {"transport","timestamp"}, valid for cacheTTL = 5 min from the last successful
-//     connect) that still has lives, only that transport is tried. If that cached attempt
-//     fails the cache entry is removed and the full strategy runs at once (no backoff).
-//     Otherwise the full strategy: start "sse"; if it has not opened within fallbackDelay
-//     (2 s), start "poll" in parallel; if "sse" dies before opening, start "poll" at once.
-//     The first transport to open wins: every other candidate is closed (no life lost) and
-//     the winner is written to the cache. A transport with no lives left is skipped.
+//     value {"transport","timestamp"}, valid for cacheTTL = 5 min from when it was written)
+//     that still has lives, only that transport is tried. If that cached attempt fails the
+//     cache entry is removed and the full strategy runs at once (no backoff). Otherwise the
+//     full strategy: start "sse"; if it has not opened within fallbackDelay (2 s), start
+//     "poll" in parallel; if "sse" dies before opening, start "poll" at once. The first
+//     transport to open wins: every other candidate is closed (no life lost). The winner is
+//     written to the cache when it is "sse", and when it is "poll" only if "sse" was tried in
+//     that same full attempt and lost (a proxy in the way): never when SSE was skipped for
+//     lack of lives, and a connection from the cache does not renew the entry, so a server
+//     restart cannot pin a browser to long-poll. A transport with no lives left is skipped.
 //  3. Lives: every transport starts with `lives` (2). A life is lost on each unclean close:
 //     an EventSource error (before or after open; EventSource cannot tell a network error
 //     from a non-200 answer or a server-side close), a poll network error / timeout, a
-//     5xx other than 503, an unparseable answer, or a candidate that has not opened within
-//     connectTimeout (15 s). Closes we cause (loser, close(), offline) cost no life, nor do
-//     429/503 (throttling) or auth/reset answers.
+//     5xx other than 503, an unparseable answer. Closes we cause (loser, close(), offline)
+//     cost no life, nor do 429/503 (throttling, including herald's in-band "unavailable"
+//     SSE event) or auth/reset answers. Restarts cost none either: an attempt in which no
+//     candidate opened (every one failed or none opened within connectTimeout, 15 s: the
+//     server or the network is away) gives back the lives it took, and a connection that
+//     was stable (rule 4) and then dropped loses none.
 //  4. Lives are restored (a) for the winner once its connection has stayed up stableAfter
 //     (30 s), which also resets the backoff counter, (b) for every transport when a backoff
 //     wait ends and no transport has any life left, and (c) for every transport when the
 //     browser comes back online. So an outage never ends in `failed`; only permanent errors do.
+//  4b. Probes (engine.io / pusher-js style): while connected over "poll" and EventSource is
+//     supported, an SSE connection is tried in the background after probeMin (15 s), then
+//     with backoff doubling up to probeMax (5 min), jittered to [1/2, 1]. A probe that opens
+//     and stays up probeSettle (1 s) takes over: long-poll is closed (no life lost), notices
+//     the probe received meanwhile are delivered through the same dedupe (rule 6), SSE's
+//     lives are restored, "sse" is cached and onStateChange("connected", {transport: "sse"})
+//     is called again. A probe that fails or is answered "unavailable" (then not before its
+//     retryAfter) costs nothing and is retried later; the app never sees it.
 //  5. Reconnect: when an established connection is lost after it was stable, reconnect at
 //     once (state `connecting`). When it was lost before that, or an attempt fails (no
 //     candidate opened), wait a capped, jittered exponential backoff:
 //     base = min(backoffMax 30 s, backoffMin 1 s * 2^(n-1)) for the n-th consecutive failure,
-//     delay = base/2 + random()*base/2, but at least the server's Retry-After (429/503), in
-//     state `unavailable`, then try again (rule 2). Retries keep the state `unavailable`.
+//     delay = base/2 + random()*base/2, but at least the server's Retry-After (429/503; for
+//     SSE the retryAfter of herald's "unavailable" event, which follows a brief `connected`),
+//     in state `unavailable`, then try again (rule 2). Retries keep the state `unavailable`.
 //  6. Cursor: one cursor (the last delivered seq, a decimal string) across transports. A
 //     notice whose Number(id) <= Number(cursor) is dropped, so nothing is delivered twice.
 //     A new EventSource resumes with lastEventId=cursor, every poll with cursor=cursor. With
@@ -66,7 +81,8 @@
 //     change: connecting -> connected | unavailable | offline | failed; connected ->
 //     connecting | unavailable | offline | failed; unavailable -> connected | offline |
 //     failed; offline -> connecting; any -> closed on close(). `transport` is "sse" | "poll"
-//     | null (null unless connected).
+//     | null (null unless connected). While connected, a change of transport (rule 4b) calls
+//     onStateChange("connected", ...) again with the new transport.
 // 12. shareTabs: true (needs navigator.locks and BroadcastChannel, otherwise ignored): tabs
 //     subscribing to the same url+channels elect one leader with a Web Lock; the leader holds
 //     the connection and broadcasts notices, resets, cursor and state; the others deliver
@@ -88,7 +104,10 @@ export const DEFAULTS = Object.freeze({
   connectTimeout: 15000,
   backoffMin: 1000,
   backoffMax: 30000,
-  pollTimeout: 25, // seconds, server maximum 60
+  pollTimeout: 20, // seconds, server maximum 25 (its default); see docs/RECONNECTING.md
+  probeMin: 15000, // ms on long-poll before SSE is tried again in the background
+  probeMax: 5 * 60 * 1000, // the probe's backoff cap
+  probeSettle: 1000, // ms a probing EventSource must stay open before it takes over
   firstPollTimeout: 1, // seconds, first poll carrying a cursor
   pollGrace: 10, // seconds added to the poll timeout before the client aborts the request
   minPollInterval: 1000, // ms; an empty long-poll answer faster than this delays the next poll
@@ -266,6 +285,22 @@ export function makeSseTransport(ctx) {
     const obj = parseJson(ev.data);
     ctx.onReset(obj && obj.cursor !== undefined ? obj.cursor : null);
   });
+  // herald's in-band 429/503 (any non-200 would be fatal to EventSource): come back after retryAfter.
+  es.addEventListener("unavailable", (ev) => {
+    if (done) return;
+    done = true;
+    es.close();
+    const obj = parseJson(ev.data) || {};
+    const e = obj.error && typeof obj.error === "object" ? obj.error : {};
+    const status = Number(obj.status) || 503;
+    ctx.onClose({
+      kind: "throttle",
+      status,
+      code: e.code,
+      error: { status, code: e.code || "unavailable", message: e.message || "HTTP " + status },
+      retryAfter: Math.max(0, Number(obj.retryAfter) || 0) * 1000,
+    });
+  });
   es.onerror = () => {
     if (done) return;
     done = true;
@@ -434,6 +469,9 @@ function createConnection(options, env, hooks) {
   let active = null;
   let retryTimer = null;
   let stableTimer = null;
+  let probe = null; // an EventSource tried in the background while on long-poll
+  let probeTimer = null;
+  let probeFailures = 0;
   const lives = {};
   const restoreLives = () => {
     for (const n of ORDER) lives[n] = o.lives;
@@ -445,8 +483,8 @@ function createConnection(options, env, hooks) {
     if (id !== null && id !== undefined) env.clearTimeout(id);
   };
 
-  function setState(next, extra = {}) {
-    if (next === state) return;
+  function setState(next, extra = {}, force = false) {
+    if (next === state && !force) return;
     const previous = state;
     state = next;
     safeCall(hooks.onStateChange, next, Object.assign({ transport, error: lastError, previous }, extra));
@@ -493,9 +531,12 @@ function createConnection(options, env, hooks) {
   }
 
   function startTransport(name, a) {
-    const t = { name, attempt: a, handle: null, open: false, ended: false, usedToken: !!token };
-    a.running.push(t);
+    const t = { name, attempt: a, handle: null, open: false, ended: false, usedToken: !!token, probe: false, buffer: [], timer: null };
+    if (a) a.running.push(t);
+    else t.probe = true;
     const live = () => active === t && !t.ended;
+    // A probe's notices wait until it takes over (promote), then go through the same dedupe.
+    const held = () => t.probe && probe === t && !t.ended;
     const ctx = {
       url,
       channels: channels.slice(),
@@ -509,22 +550,29 @@ function createConnection(options, env, hooks) {
         minPollInterval: o.minPollInterval,
         withCredentials: o.withCredentials,
       },
-      onOpen: () => onOpen(t),
+      onOpen: () => (t.probe ? probeOpened(t) : onOpen(t)),
       onNotice: (obj) => {
-        if (live() && obj && typeof obj === "object") deliver(obj);
+        if (!obj || typeof obj !== "object") return;
+        if (live()) deliver(obj);
+        else if (held()) t.buffer.push({ obj });
       },
       onReset: (head) => {
         if (live()) doReset(head);
+        else if (held()) t.buffer.push({ reset: head });
       },
       onCursor: (c) => {
         if (live()) advance(c);
       },
-      onClose: (info) => onTransportClose(t, info || {}),
+      onClose: (info) => (t.probe && active !== t ? probeFailed(t, info || {}) : onTransportClose(t, info || {})),
     };
+    if (t.probe) {
+      probe = t;
+      t.timer = setT(() => probeFailed(t, { kind: "unclean" }), o.connectTimeout);
+    }
     try {
       t.handle = factories[name](ctx);
     } catch (e) {
-      onTransportClose(t, { kind: "unclean", error: { code: "transport_error", message: String((e && e.message) || e) } });
+      ctx.onClose({ kind: "unclean", error: { code: "transport_error", message: String((e && e.message) || e) } });
       return;
     }
     if (t.ended && t.handle) {
@@ -572,7 +620,17 @@ function createConnection(options, env, hooks) {
     transport = t.name;
     authRetried = false;
     lastError = null;
-    writeCache(env.storage, t.name, env.now());
+    // Cache long-poll only when SSE was tried in this attempt and lost (failed, or slower than
+    // poll): a proxy in the way. Not when SSE was skipped for lack of lives (server restarts
+    // cost those), and not again from the cache itself, so the entry expires cacheTTL after SSE
+    // last failed.
+    if (t.name !== "poll" || (!a.fromCache && a.plan.includes("sse"))) writeCache(env.storage, t.name, env.now());
+    armStable(t);
+    setState("connected");
+    scheduleProbe(0);
+  }
+
+  function armStable(t) {
     stable = false;
     clearT(stableTimer);
     stableTimer = setT(() => {
@@ -582,7 +640,60 @@ function createConnection(options, env, hooks) {
       failures = 0;
       lives[t.name] = o.lives;
     }, o.stableAfter);
-    setState("connected");
+  }
+
+  // ----- SSE probes while on long-poll (as pusher-js and engine.io try the better transport again)
+  function scheduleProbe(minDelay) {
+    clearT(probeTimer);
+    probeTimer = null;
+    if (closed || probe || !active || active.name !== "poll" || !order.includes("sse")) return;
+    const base = Math.min(o.probeMax, o.probeMin * 2 ** Math.min(20, probeFailures));
+    const delay = Math.max(minDelay || 0, Math.round(base / 2 + env.random() * (base / 2)));
+    const my = gen;
+    probeTimer = setT(() => {
+      probeTimer = null;
+      if (my === gen && !closed && !probe && active && active.name === "poll") startTransport("sse", null);
+    }, delay);
+  }
+
+  function probeOpened(p) {
+    if (probe !== p || p.ended || p.open) return;
+    p.open = true;
+    clearT(p.timer);
+    // Open is not enough (herald's in-band "unavailable" answer opens too): it must stay up.
+    p.timer = setT(() => promote(p), o.probeSettle);
+  }
+
+  function promote(p) {
+    p.timer = null;
+    if (probe !== p || p.ended || closed) return;
+    probe = null;
+    if (!active || active.name !== "poll") return endTransport(p);
+    endTransport(active); // closes we cause cost no life
+    active = p;
+    transport = p.name;
+    probeFailures = 0;
+    lives[p.name] = o.lives;
+    writeCache(env.storage, p.name, env.now());
+    const held = p.buffer;
+    p.buffer = [];
+    for (const h of held) {
+      if (active !== p) return;
+      if (h.obj) deliver(h.obj);
+      else doReset(h.reset);
+    }
+    armStable(p);
+    setState("connected", {}, true); // same state, new transport
+  }
+
+  function probeFailed(p, info) {
+    clearT(p.timer);
+    p.timer = null;
+    endTransport(p);
+    if (probe !== p) return;
+    probe = null;
+    probeFailures++;
+    scheduleProbe(info.kind === "throttle" ? info.retryAfter || 0 : 0);
   }
 
   function onTransportClose(t, info) {
@@ -592,7 +703,12 @@ function createConnection(options, env, hooks) {
     const kind = info.kind || "unclean";
     lastError = info.error || (info.status ? { status: info.status, code: info.code } : lastError);
     if (kind === "unclean") {
-      lives[t.name] = Math.max(0, lives[t.name] - 1);
+      // A connection that stayed up stableAfter and then dropped says nothing against its
+      // transport (a server restart, a deploy): no life lost.
+      if (!(active === t && stable)) {
+        lives[t.name] = Math.max(0, lives[t.name] - 1);
+        if (active !== t && t.attempt) t.attempt.charged[t.name] = (t.attempt.charged[t.name] || 0) + 1;
+      }
       if (t.name === "sse" && t.usedToken && authorize) needsAuth = true;
     }
     if (kind === "fatal") return fail(lastError);
@@ -633,6 +749,9 @@ function createConnection(options, env, hooks) {
 
   function attemptFailed(a) {
     finishAttempt(a);
+    // No candidate opened: the server (or the network) is away, which says nothing about any
+    // one transport. Give back the lives this attempt took.
+    for (const n of Object.keys(a.charged)) lives[n] = Math.min(o.lives, lives[n] + a.charged[n]);
     if (a.fromCache && !a.retryAfter) {
       clearCache(env.storage);
       connect();
@@ -646,17 +765,12 @@ function createConnection(options, env, hooks) {
     if (attempt !== a || a.done) return;
     a.pending = [];
     lastError = { code: "timeout", message: "no transport connected within " + o.connectTimeout + " ms" };
-    for (const t of a.running) {
-      if (!t.ended) {
-        lives[t.name] = Math.max(0, lives[t.name] - 1);
-        endTransport(t);
-      }
-    }
+    for (const t of a.running) if (!t.ended) endTransport(t); // no life lost: nothing opened (attemptFailed)
     attemptFailed(a);
   }
 
   function startAttempt(plan, fromCache) {
-    const a = { pending: plan.slice(), running: [], fromCache, fallbackTimer: null, connectTimer: null, retryAfter: 0, done: false };
+    const a = { plan: plan.slice(), pending: plan.slice(), running: [], charged: {}, fromCache, fallbackTimer: null, connectTimer: null, retryAfter: 0, done: false };
     attempt = a;
     a.connectTimer = setT(() => attemptTimedOut(a), o.connectTimeout);
     launchNext(a);
@@ -670,12 +784,18 @@ function createConnection(options, env, hooks) {
       for (const t of a.running) endTransport(t);
     }
     if (active) endTransport(active);
+    if (probe) {
+      clearT(probe.timer);
+      endTransport(probe);
+      probe = null;
+    }
     active = null;
     transport = null;
     stable = false;
     clearT(retryTimer);
     clearT(stableTimer);
-    retryTimer = stableTimer = null;
+    clearT(probeTimer);
+    retryTimer = stableTimer = probeTimer = null;
   }
 
   function scheduleRetry(minDelay) {
@@ -816,8 +936,8 @@ function createShared(options, env) {
   let release = null;
   let closed = false;
 
-  const setState = (next, info) => {
-    if (next === state) return;
+  const setState = (next, info, force = false) => {
+    if (next === state && !force) return;
     const previous = state;
     state = next;
     safeCall(options.onStateChange, next, Object.assign({ transport, error: lastError, previous }, info || {}));
@@ -858,9 +978,10 @@ function createShared(options, env) {
       advance(m.cursor);
     } else if (m.t === "state") {
       advance(m.cursor);
+      const switched = transport !== (m.transport || null);
       transport = m.transport || null;
       lastError = m.error || null;
-      setState(m.state === "closed" ? "connecting" : m.state); // a closing leader hands over
+      setState(m.state === "closed" ? "connecting" : m.state, undefined, switched); // a closing leader hands over
     }
   };
 
@@ -882,10 +1003,11 @@ function createShared(options, env) {
           safeCall(options.onReset, r);
         },
         onStateChange: (s, info) => {
+          const switched = transport !== info.transport;
           transport = info.transport;
           lastError = info.error || null;
           post({ t: "state", state: s, transport, error: lastError, cursor });
-          setState(s, info);
+          setState(s, info, switched);
         },
       });
       engine = createConnection(opts, env, {
@@ -947,7 +1069,8 @@ function createShared(options, env) {
  *            transports, storage, now, random, setTimeout, clearTimeout, window, navigator,
  *            EventSource, fetch, AbortController, BroadcastChannel, locks, shareTabs,
  *            withCredentials, fallbackDelay, lives, cacheTTL, stableAfter, connectTimeout,
- *            backoffMin, backoffMax, pollTimeout, firstPollTimeout, pollGrace, minPollInterval})
+ *            backoffMin, backoffMax, pollTimeout, firstPollTimeout, pollGrace, minPollInterval,
+ *            probeMin, probeMax, probeSettle})
  * -> { close(), state, transport, cursor }
  */
 export function subscribe(options = {}) {

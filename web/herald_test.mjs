@@ -319,12 +319,17 @@ test("lives come back: after 30 s of stable connection, and after a backoff cycl
   assert.deepEqual(sub.lives, { sse: 0, poll: 1 });
   await clock.advance(DEFAULTS.stableAfter);
   assert.deepEqual(sub.lives, { sse: 0, poll: 2 }, "the winner's lives restored after 30 s up");
-  // a stable connection that drops reconnects at once, state connecting
+  // a stable connection that drops reconnects at once, state connecting, and loses no life
   const n = fk.made.length;
   fk.last("poll").fail();
   assert.equal(sub.state, "connecting");
   assert.equal(fk.made.length, n + 1);
   assert.equal(fk.last().name, "poll");
+  assert.deepEqual(sub.lives, { sse: 0, poll: 2 }, "a stable connection dropping costs no life");
+  fk.last("poll").open();
+  fk.last("poll").fail(); // unstable: poll 1
+  await untilNew(fk, clock);
+  fk.last("poll").open();
   fk.last("poll").fail(); // poll 0: every transport dead
   assert.deepEqual(sub.lives, { sse: 0, poll: 0 });
   assert.equal(sub.state, "unavailable", "an outage is not failure");
@@ -334,12 +339,12 @@ test("lives come back: after 30 s of stable connection, and after a backoff cycl
   assert.ok(!rec.states.includes("failed"));
 });
 
-test("connect timeout: candidates that never open cost a life and the attempt is retried", async () => {
+test("connect timeout: candidates that never open are closed, the attempt is retried, no life lost", async () => {
   const { sub, clock, fk } = setup();
   await clock.advance(DEFAULTS.connectTimeout);
   assert.equal(fk.made.length, 2);
   assert.ok(fk.made.every((t) => t.closed));
-  assert.deepEqual(sub.lives, { sse: 1, poll: 1 });
+  assert.deepEqual(sub.lives, { sse: 2, poll: 2 }, "nothing opened: the server is away, not a transport");
   assert.equal(sub.state, "unavailable");
   assert.equal(sub.error.code, "timeout");
 });
@@ -697,7 +702,7 @@ test("403 is permanent too; 5xx is not", async () => {
   await flush();
   assert.equal(forbidden.sub.state, "failed");
   assert.equal(broken.sub.state, "unavailable");
-  assert.equal(broken.sub.lives.poll, 1);
+  assert.equal(broken.sub.lives.poll, 2, "nothing opened in the attempt: the server is away, no life lost");
 });
 
 test("429 with Retry-After: no life lost, next request not before Retry-After", async () => {

@@ -136,7 +136,7 @@ func TestSIGTERMWithOpenClients(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := pollOnce(ctx, client, p.URL, "p", 0, 30)
+			r := pollOnce(ctx, client, p.URL, "p", 0, 25)
 			if r.err != nil {
 				errs <- r.err
 				return
