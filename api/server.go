@@ -251,6 +251,7 @@ func (s *Server) channels(c *gin.Context, known []string) ([]string, bool) {
 // authorize is the one authorisation path for stream, poll and history:
 // the Authorizer's grant, then (for connections) the limits.
 func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (Grant, error) {
+	c.Request = withClientIP(c.Request, c.ClientIP())
 	g, err := s.cfg.Authorizer.Authorize(c.Request, channels)
 	if err == nil && connection {
 		var release func()
