@@ -15,6 +15,9 @@ import (
 type authFlags struct {
 	jwtSecret      string
 	publicKeysFile string
+	jwtAudience    string
+	jwtIssuer      string
+	jwtMaxLifetime time.Duration
 	authURL        string
 	authTTL        time.Duration
 	authTimeout    time.Duration
@@ -32,6 +35,9 @@ type authFlags struct {
 func (a *authFlags) bind(e *envFlags) {
 	e.String(&a.jwtSecret, "jwt-secret", "HERALD_JWT_SECRET", "", "HS256 secret (>= 32 bytes) for tokens granting private- channels")
 	e.String(&a.publicKeysFile, "jwt-public-keys", "HERALD_JWT_PUBLIC_KEYS", "", "PEM file of Ed25519/RSA public keys for EdDSA/RS256 tokens")
+	e.String(&a.jwtAudience, "jwt-audience", "HERALD_JWT_AUDIENCE", "", "if set, tokens must name it in aud")
+	e.String(&a.jwtIssuer, "jwt-issuer", "HERALD_JWT_ISSUER", "", "if set, tokens' iss must equal it")
+	e.Duration(&a.jwtMaxLifetime, "jwt-max-lifetime", "HERALD_JWT_MAX_LIFETIME", 0, "refuse tokens valid for longer than this (exp - iat); 0: no limit")
 	e.String(&a.authURL, "auth-url", "HERALD_AUTH_URL", "", "app endpoint asked (POST) about private channels a token does not grant")
 	e.Duration(&a.authTTL, "auth-cache-ttl", "HERALD_AUTH_CACHE_TTL", 30*time.Second, "how long the app's answers are cached")
 	e.Duration(&a.authTimeout, "auth-timeout", "HERALD_AUTH_TIMEOUT", 3*time.Second, "how long to wait for the app's answer")
@@ -60,7 +66,8 @@ func (a *authFlags) apply(cfg *api.Config, log *slog.Logger) error {
 	}
 	auth := &api.ChannelAuth{RequireToken: a.requireToken}
 	if a.jwtSecret != "" || len(keys) > 0 {
-		v, err := api.NewTokenVerifier([]byte(a.jwtSecret), keys)
+		v, err := api.NewTokenVerifierWith([]byte(a.jwtSecret), keys, api.TokenOptions{
+			Audience: a.jwtAudience, Issuer: a.jwtIssuer, MaxLifetime: a.jwtMaxLifetime})
 		if err != nil {
 			return &usageError{err.Error()}
 		}
