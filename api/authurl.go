@@ -180,6 +180,11 @@ func (a *appAnswer) add(ch string, d decision) {
 	}
 }
 
+// RecheckEvery is how often a stream the app granted asks again: half the
+// TTL, so a withdrawn grant ends the stream within 1.5 × TTL (plus the
+// app's answer time) of the app saying no.
+func (a *AuthURL) RecheckEvery() time.Duration { return a.ttl() / 2 }
+
 func (a *AuthURL) ttl() time.Duration {
 	if a.TTL > 0 {
 		return a.TTL

@@ -18,6 +18,7 @@ type authFlags struct {
 	jwtAudience    string
 	jwtIssuer      string
 	jwtMaxLifetime time.Duration
+	revocationTTL  time.Duration
 	authURL        string
 	authTTL        time.Duration
 	authTimeout    time.Duration
@@ -38,6 +39,7 @@ func (a *authFlags) bind(e *envFlags) {
 	e.String(&a.jwtAudience, "jwt-audience", "HERALD_JWT_AUDIENCE", "", "if set, tokens must name it in aud")
 	e.String(&a.jwtIssuer, "jwt-issuer", "HERALD_JWT_ISSUER", "", "if set, tokens' iss must equal it")
 	e.Duration(&a.jwtMaxLifetime, "jwt-max-lifetime", "HERALD_JWT_MAX_LIFETIME", 0, "refuse tokens valid for longer than this (exp - iat); 0: no limit")
+	e.Duration(&a.revocationTTL, "revocation-ttl", "HERALD_REVOCATION_TTL", 0, "how long a revocation without its own ttl lasts (default: --jwt-max-lifetime, else 24h)")
 	e.String(&a.authURL, "auth-url", "HERALD_AUTH_URL", "", "app endpoint asked (POST) about private channels a token does not grant")
 	e.Duration(&a.authTTL, "auth-cache-ttl", "HERALD_AUTH_CACHE_TTL", 30*time.Second, "how long the app's answers are cached")
 	e.Duration(&a.authTimeout, "auth-timeout", "HERALD_AUTH_TIMEOUT", 3*time.Second, "how long to wait for the app's answer")
@@ -81,6 +83,7 @@ func (a *authFlags) apply(cfg *api.Config, log *slog.Logger) error {
 			CacheSize: a.authCacheSize, MissRate: float64(a.authMissRate), MissBurst: a.authMissBurst}
 	}
 	cfg.Authorizer = auth
+	cfg.RevocationTTL = revocationTTL(a.revocationTTL, a.jwtMaxLifetime)
 	cfg.MaxConnsPerSubject, cfg.MaxConnsPerIP = a.perSubject, a.perIP
 	cfg.APIKeys = splitList(a.apiKeys)
 	cfg.CORSOrigins = splitList(a.corsOrigins)
