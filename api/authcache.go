@@ -68,10 +68,3 @@ func (c *decisionCache) put(key [32]byte, d decision) {
 		delete(c.byKey, old.Value.(*cacheEntry).key)
 	}
 }
-
-// len is the number of entries held (live or not yet found expired).
-func (c *decisionCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
