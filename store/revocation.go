@@ -199,7 +199,20 @@ func (rv *Revocations) apply(payload string) error {
 	}
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	rv.add(r, time.Now())
+	now := time.Now()
+	// Expired entries match nothing; drop them as new ones come, so the
+	// copy holds about what the table holds.
+	for k, exp := range rv.jti {
+		if !now.Before(exp) {
+			delete(rv.jti, k)
+		}
+	}
+	for k, s := range rv.sub {
+		if !now.Before(s[1]) {
+			delete(rv.sub, k)
+		}
+	}
+	rv.add(r, now)
 	return nil
 }
 
