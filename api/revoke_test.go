@@ -122,7 +122,7 @@ func waitEvent(t *testing.T, frames <-chan [2]string, typ string, within time.Du
 // revoked frame, and the next poll is refused with 403; another user's
 // stream goes on.
 func TestAuthURLRecheck(t *testing.T) {
-	const ttl = time.Second
+	const ttl = 2 * time.Second
 	var locked atomic.Bool
 	app := &fakeApp{answer: func(w http.ResponseWriter, r *http.Request) {
 		if locked.Load() && strings.Contains(r.Header.Get("Cookie"), "alice") {
