@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/stream"
 )
 
 // Authorizer decides whether a request may read channels. It is the one
@@ -20,6 +24,12 @@ type Grant struct {
 	Expires time.Time
 	// Release, if set, is called when the request ends (connection limits).
 	Release func()
+	// Recheck, if set, asks again every RecheckEvery whether a grant that
+	// came from the app still holds; a stream ends when it no longer does.
+	Recheck      func(ctx context.Context) *stream.Revocation
+	RecheckEvery time.Duration
+	// watch, if set, starts watching the token for revocation (streams).
+	watch func() (revoked <-chan struct{}, stop func())
 }
 
 func (g Grant) release() {
@@ -44,7 +54,21 @@ type ChannelAuth struct {
 	Tokens       *TokenVerifier // nil: no tokens accepted
 	App          AppAuthorizer  // nil: no auth URL
 	RequireToken bool           // public channels need a valid token too
+	// Revocations refuses revoked tokens and ends their streams; New sets
+	// it to the feed's when nil.
+	Revocations RevocationList
 }
+
+// RevocationList is the replica's copy of the token revocations.
+type RevocationList interface {
+	Revoked(jti, sub string, iat time.Time) bool
+	Watch(jti, sub string, iat time.Time) (revoked <-chan struct{}, stop func())
+}
+
+var _ RevocationList = (*store.Revocations)(nil)
+
+var errTokenRevoked = &Error{Status: http.StatusUnauthorized, Code: "token_revoked",
+	Message: "the token was revoked; get a new one"}
 
 var _ Authorizer = (*ChannelAuth)(nil)
 
@@ -76,6 +100,16 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 			if c.ExpiresAt != nil {
 				g.Expires = c.ExpiresAt.Time
 			}
+			if rl := a.Revocations; rl != nil {
+				var iat time.Time
+				if c.IssuedAt != nil {
+					iat = c.IssuedAt.Time
+				}
+				if rl.Revoked(c.ID, c.Subject, iat) {
+					return g, errTokenRevoked
+				}
+				g.watch = func() (<-chan struct{}, func()) { return rl.Watch(c.ID, c.Subject, iat) }
+			}
 		}
 	}
 	if claims == nil && a.RequireToken && a.App == nil {
@@ -91,6 +125,7 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 		}
 		ask = append(ask, ch)
 	}
+	subject := g.Subject
 	if len(ask) == 0 {
 		return g, nil
 	}
@@ -100,7 +135,7 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 		}
 		return g, forbidden(ask)
 	}
-	ans, err := a.App.Check(r.Context(), r, g.Subject, ask)
+	ans, err := a.App.Check(r.Context(), r, subject, ask)
 	if err != nil {
 		return g, err
 	}
@@ -115,7 +150,43 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 	if g.Subject == "" {
 		g.Subject = ans.Subject
 	}
+	if every, ok := a.App.(interface{ RecheckEvery() time.Duration }); ok {
+		g.Recheck, g.RecheckEvery = recheck(a.App, r, subject, ask), every.RecheckEvery()
+	}
 	return g, nil
+}
+
+// recheck asks the app again about a running stream's channels, with the
+// credentials the stream was opened with. Only a clear no ends the
+// stream: while the app does not answer, the grant it gave stands.
+func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) func(context.Context) *stream.Revocation {
+	// Keep only what the app is asked with, not the whole request.
+	q := url.Values{}
+	if t := r.URL.Query().Get("token"); t != "" {
+		q.Set("token", t)
+	}
+	kept := &http.Request{Method: http.MethodGet, URL: &url.URL{RawQuery: q.Encode()}, Header: http.Header{}, RemoteAddr: r.RemoteAddr}
+	for _, h := range []string{"Cookie", "Authorization"} {
+		if v := r.Header.Get(h); v != "" {
+			kept.Header.Set(h, v)
+		}
+	}
+	kept = withClientIP(kept, clientIP(r))
+	return func(ctx context.Context) *stream.Revocation {
+		ans, err := app.Check(asRecheck(ctx), kept, subject, ask)
+		if err != nil {
+			return nil
+		}
+		if ans.Unauthenticated {
+			return &stream.Revocation{Code: "unauthenticated", Message: "the app no longer knows who you are; sign in again"}
+		}
+		for _, ch := range ask {
+			if !ans.grants(ch) {
+				return &stream.Revocation{Code: "forbidden", Message: "the app no longer grants channel " + truncate(ch, 164)}
+			}
+		}
+		return nil
+	}
 }
 
 func forbidden(chs []string) *Error {

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // appAnswer is the app's decision about some channels.
@@ -23,13 +25,15 @@ type appAnswer struct {
 	Unauthenticated bool
 	Channels        []string // granted channels; empty with Allowed = all asked
 	Subject         string
+	// exact: Channels is the whole list of granted channels, even empty.
+	exact bool
 }
 
 func (a appAnswer) grants(ch string) bool {
 	if !a.Allowed {
 		return false
 	}
-	if len(a.Channels) == 0 {
+	if len(a.Channels) == 0 && !a.exact {
 		return true
 	}
 	for _, g := range a.Channels {
@@ -44,54 +48,142 @@ func (a appAnswer) grants(ch string) bool {
 // to URL with the user's Cookie and Authorization forwarded. 200 grants
 // (all asked, or the "channels" listed in the answer), 401/403 refuse;
 // anything else, or no answer within Timeout, is a 503 for the client.
-// Answers are cached for TTL per (credentials, channels).
+//
+// Decisions are cached for TTL per (credentials, channel), in an LRU of
+// CacheSize entries. Identical lookups in flight at once share one call to
+// the app, and each client address may cause at most MissRate calls a
+// second (MissBurst at once); beyond that it gets a 429. Together these
+// keep the auth URL from being a way to multiply load on the app.
 type AuthURL struct {
-	URL     string
-	Client  *http.Client
-	Timeout time.Duration // default 3 s
-	TTL     time.Duration // default 30 s
-	Log     *slog.Logger
+	URL       string
+	Client    *http.Client
+	Timeout   time.Duration // default 3 s
+	TTL       time.Duration // default 30 s
+	CacheSize int           // default 10000 decisions
+	MissRate  float64       // cache misses per second per client address; 0: no limit
+	MissBurst int           // default 2 × MissRate (at least 1)
+	Log       *slog.Logger
 
-	mu    sync.Mutex
-	cache map[[32]byte]cached
-}
-
-type cached struct {
-	ans     appAnswer
-	expires time.Time
+	once    sync.Once
+	cache   *decisionCache
+	limiter *missLimiter
+	flight  singleflight.Group
+	// waiting counts callers waiting on a shared call to the app (tests).
+	waiting atomic.Int64
 }
 
 var _ AppAuthorizer = (*AuthURL)(nil)
 
-const maxAuthCache = 10000
+const defaultAuthCacheSize = 10000
 
-// Check implements AppAuthorizer.
+func (a *AuthURL) init() {
+	a.once.Do(func() {
+		size := a.CacheSize
+		if size <= 0 {
+			size = defaultAuthCacheSize
+		}
+		a.cache = newDecisionCache(size)
+		burst := float64(a.MissBurst)
+		if burst <= 0 {
+			burst = max(1, 2*a.MissRate)
+		}
+		a.limiter = &missLimiter{rate: a.MissRate, burst: burst}
+	})
+}
+
+// Check implements AppAuthorizer: cached decisions first, then one call to
+// the app (shared with identical concurrent lookups) for the rest.
 func (a *AuthURL) Check(ctx context.Context, r *http.Request, subject string, channels []string) (appAnswer, error) {
-	sorted := append([]string(nil), channels...)
-	sort.Strings(sorted)
-	// The key hashes the credentials: the cache never holds them.
-	key := sha256.Sum256([]byte(r.Header.Get("Cookie") + "\x00" + r.Header.Get("Authorization") + "\x00" +
-		r.URL.Query().Get("token") + "\x00" + subject + "\x00" + strings.Join(sorted, ",")))
+	a.init()
+	// Keys hash the credentials: the cache never holds them.
+	creds := sha256.Sum256([]byte(r.Header.Get("Cookie") + "\x00" + r.Header.Get("Authorization") + "\x00" +
+		r.URL.Query().Get("token") + "\x00" + subject))
 	now := time.Now()
-	a.mu.Lock()
-	if c, ok := a.cache[key]; ok && now.Before(c.expires) {
-		a.mu.Unlock()
-		return c.ans, nil
+	ans := appAnswer{Allowed: true, exact: true}
+	var miss []string
+	for _, ch := range channels {
+		d, ok := a.cache.get(channelKey(creds, ch), now)
+		if !ok {
+			miss = append(miss, ch)
+			continue
+		}
+		ans.add(ch, d)
 	}
-	a.mu.Unlock()
-
-	ans, err := a.ask(ctx, r, subject, channels)
+	if len(miss) == 0 {
+		return ans, nil
+	}
+	if !isRecheck(ctx) {
+		if ok, wait := a.limiter.allow(clientIP(r), now); !ok {
+			return appAnswer{}, &Error{Status: http.StatusTooManyRequests, Code: "auth_rate_limited",
+				Message:    "too many private-channel checks from this address; retry after the delay in Retry-After",
+				RetryAfter: max(wait, time.Second)}
+		}
+	}
+	sort.Strings(miss)
+	got, err := a.shared(ctx, r, subject, creds, miss)
 	if err != nil {
-		return ans, err
+		return appAnswer{}, err
 	}
-	a.mu.Lock()
-	if a.cache == nil || len(a.cache) >= maxAuthCache {
-		a.cache = make(map[[32]byte]cached) // crude but bounded
+	expires := time.Now().Add(a.ttl())
+	for _, ch := range miss {
+		d := decision{granted: got.grants(ch), unauthenticated: got.Unauthenticated, subject: got.Subject, expires: expires}
+		a.cache.put(channelKey(creds, ch), d)
+		ans.add(ch, d)
 	}
-	a.cache[key] = cached{ans: ans, expires: now.Add(a.ttl())}
-	a.mu.Unlock()
 	return ans, nil
 }
+
+// shared asks the app about channels once for every identical lookup in
+// flight. The call runs on its own context (bounded by Timeout), so one
+// caller leaving does not fail the others; each caller stops waiting
+// when its own ctx ends.
+func (a *AuthURL) shared(ctx context.Context, r *http.Request, subject string, creds [32]byte, channels []string) (appAnswer, error) {
+	h := sha256.New()
+	h.Write(creds[:])
+	for _, ch := range channels {
+		// Length-prefixed: no channel name can imitate a boundary.
+		fmt.Fprintf(h, "%d:%s", len(ch), ch)
+	}
+	key := string(h.Sum(nil))
+	a.waiting.Add(1)
+	res := a.flight.DoChan(key, func() (any, error) {
+		return a.ask(context.WithoutCancel(ctx), r, subject, channels)
+	})
+	defer a.waiting.Add(-1)
+	select {
+	case v := <-res:
+		if v.Err != nil {
+			return appAnswer{}, v.Err
+		}
+		return v.Val.(appAnswer), nil
+	case <-ctx.Done():
+		return appAnswer{}, ctx.Err()
+	}
+}
+
+func channelKey(creds [32]byte, ch string) [32]byte {
+	return sha256.Sum256(append(creds[:], ch...))
+}
+
+// add folds one channel's decision into a combined answer, which lists
+// exactly the channels granted; a 401 for any channel makes it a 401.
+func (a *appAnswer) add(ch string, d decision) {
+	a.exact = true
+	if d.unauthenticated {
+		a.Unauthenticated = true
+	}
+	if d.granted {
+		a.Channels = append(a.Channels, ch)
+	}
+	if a.Subject == "" {
+		a.Subject = d.subject
+	}
+}
+
+// RecheckEvery is how often a stream the app granted asks again: half the
+// TTL, so a withdrawn grant ends the stream within 1.5 × TTL (plus the
+// app's answer time) of the app saying no.
+func (a *AuthURL) RecheckEvery() time.Duration { return a.ttl() / 2 }
 
 func (a *AuthURL) ttl() time.Duration {
 	if a.TTL > 0 {
@@ -127,9 +219,6 @@ func (a *AuthURL) ask(ctx context.Context, r *http.Request, subject string, chan
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if r.Context().Err() != nil {
-			return appAnswer{}, r.Context().Err()
-		}
 		a.logf("auth URL unreachable", "err", redactURLError(err))
 		return appAnswer{}, errAuthUnavailable
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For (CIDRs or IPs); none: the
 	// client address is the TCP peer.
 	TrustedProxies []string
+	// RevocationTTL is how long a revocation lasts when POST
+	// /v1/revocations names no ttl: at least as long as the tokens it may
+	// match live (default 24 h).
+	RevocationTTL time.Duration
 }
 
 // DB is what the api needs from the database handle.
@@ -61,6 +65,7 @@ type DB interface {
 	Ping(ctx context.Context) error
 	SchemaVersion(ctx context.Context) (int64, bool, error)
 	Append(ctx context.Context, events ...store.NewEvent) ([]int64, error)
+	Revoke(ctx context.Context, jti, subject string, ttl time.Duration) (store.Revocation, error)
 	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (store.Page, error)
 }
 
@@ -112,6 +117,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	if cfg.Authorizer == nil {
 		cfg.Authorizer = &ChannelAuth{}
 	}
+	if ca, ok := cfg.Authorizer.(*ChannelAuth); ok && ca.Revocations == nil && feed != nil {
+		ca.Revocations = feed.Revocations()
+	}
 	s := &Server{cfg: cfg, log: cfg.Log, db: db, feed: feed, stop: make(chan struct{})}
 	for _, k := range cfg.APIKeys {
 		s.apiKeys = append(s.apiKeys, []byte(k))
@@ -154,6 +162,7 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	e.GET("/v1/stream", s.handleStream)
 	e.GET("/v1/poll", s.handlePoll)
 	e.POST("/v1/events", s.handlePublish)
+	e.POST("/v1/revocations", s.handleRevoke)
 	e.GET("/v1/channels/:channel/events", s.handleHistory)
 	s.engine = e
 	return s
@@ -196,6 +205,13 @@ func (s *Server) handleStream(c *gin.Context) {
 	req := stream.Request{
 		Channels: channels, Cursor: cursor, HasCursor: has, Expires: grant.Expires,
 		PlainMessages: c.Query("events") == "message",
+		Recheck:       grant.Recheck, RecheckEvery: grant.RecheckEvery,
+	}
+	if grant.watch != nil {
+		revoked, stop := grant.watch()
+		req.Revoked = revoked
+		prev := ended
+		ended = func() { stop(); prev() }
 	}
 	if err := s.stream.Serve(c.Writer, c.Request, req, ended); err != nil {
 		s.abortStream(c, err)
@@ -251,6 +267,7 @@ func (s *Server) channels(c *gin.Context, known []string) ([]string, bool) {
 // authorize is the one authorisation path for stream, poll and history:
 // the Authorizer's grant, then (for connections) the limits.
 func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (Grant, error) {
+	c.Request = withClientIP(c.Request, c.ClientIP())
 	g, err := s.cfg.Authorizer.Authorize(c.Request, channels)
 	if err == nil && connection {
 		var release func()

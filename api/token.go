@@ -3,8 +3,12 @@ package api
 import (
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -35,20 +39,41 @@ func (c *Claims) Grants(channel string) bool {
 // MintToken signs an HS256 token for subject granting channels for ttl.
 // Apps call it (or `herald token`) to hand tokens to their users.
 func MintToken(secret []byte, subject string, channels []string, ttl time.Duration) (string, error) {
+	return MintTokenWith(secret, subject, channels, ttl, MintOptions{})
+}
+
+// MintOptions are the optional claims MintTokenWith sets.
+type MintOptions struct {
+	Audience string // aud, for servers that check it
+	Issuer   string // iss, likewise
+}
+
+// MintTokenWith is MintToken with an audience and issuer. Every token gets
+// a random jti, so that one token can be revoked on its own.
+func MintTokenWith(secret []byte, subject string, channels []string, ttl time.Duration, opts MintOptions) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("mint token: empty secret")
 	}
 	if ttl <= 0 {
 		return "", errors.New("mint token: ttl must be positive")
 	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return "", fmt.Errorf("mint token: %w", err)
+	}
 	now := time.Now()
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        hex.EncodeToString(id),
 			Subject:   subject,
+			Issuer:    opts.Issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
 		Channels: channels,
+	}
+	if opts.Audience != "" {
+		claims.Audience = jwt.ClaimStrings{opts.Audience}
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }
@@ -62,12 +87,31 @@ type TokenVerifier struct {
 	ed     jwt.VerificationKeySet // EdDSA keys
 	rsa    jwt.VerificationKeySet // RS256 keys
 	parser *jwt.Parser
+	opts   TokenOptions
+}
+
+// TokenLeeway is the clock skew allowed between the app that mints tokens
+// and herald, for exp, nbf and iat.
+const TokenLeeway = 5 * time.Second
+
+// TokenOptions are the optional claim checks, for deployments where other
+// services share the signing key: a token meant for them (another aud or
+// iss) or minted for a very long time is refused.
+type TokenOptions struct {
+	Audience    string        // if set, aud must contain it
+	Issuer      string        // if set, iss must equal it
+	MaxLifetime time.Duration // if set, exp - iat (or exp - now) must be at most this
 }
 
 // NewTokenVerifier builds a verifier; secret and keys may each be empty,
 // not both.
 func NewTokenVerifier(secret []byte, keys []crypto.PublicKey) (*TokenVerifier, error) {
-	v := &TokenVerifier{secret: secret}
+	return NewTokenVerifierWith(secret, keys, TokenOptions{})
+}
+
+// NewTokenVerifierWith is NewTokenVerifier with claim checks.
+func NewTokenVerifierWith(secret []byte, keys []crypto.PublicKey, opts TokenOptions) (*TokenVerifier, error) {
+	v := &TokenVerifier{secret: secret, opts: opts}
 	var methods []string
 	if len(secret) > 0 {
 		if len(secret) < 32 {
@@ -97,7 +141,15 @@ func NewTokenVerifier(secret []byte, keys []crypto.PublicKey) (*TokenVerifier, e
 	if len(methods) == 0 {
 		return nil, errors.New("token verifier needs a secret or public keys")
 	}
-	v.parser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(TokenLeeway)}
+	if opts.Audience != "" {
+		popts = append(popts, jwt.WithAudience(opts.Audience))
+	}
+	if opts.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(opts.Issuer))
+	}
+	v.parser = jwt.NewParser(popts...)
 	return v, nil
 }
 
@@ -107,12 +159,63 @@ func (v *TokenVerifier) Verify(raw string) (*Claims, error) {
 	_, err := v.parser.ParseWithClaims(raw, claims, v.key)
 	switch {
 	case err == nil:
-		return claims, nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, &Error{Status: http.StatusUnauthorized, Code: "token_expired", Message: "the token has expired; get a new one and reconnect"}
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return nil, invalidToken("its iat (issued at) is in the future; check the minting host's clock")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return nil, invalidToken("its aud (audience) does not name this server")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return nil, invalidToken("its iss (issuer) is not the one this server trusts")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, invalidToken("a required claim is missing (exp; aud and iss when this server checks them)")
 	default:
-		return nil, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Message: "the token is not valid (bad signature, algorithm or claims)"}
+		return nil, invalidToken("bad signature, algorithm or claims")
 	}
+	// The library also accepts times written as JSON strings ("exp":"9999999999").
+	if err := numericTimes(raw); err != nil {
+		return nil, invalidToken(err.Error())
+	}
+	if max := v.opts.MaxLifetime; max > 0 {
+		from := time.Now()
+		if claims.IssuedAt != nil {
+			from = claims.IssuedAt.Time
+		}
+		if claims.ExpiresAt.Sub(from) > max+TokenLeeway || time.Until(claims.ExpiresAt.Time) > max+TokenLeeway {
+			return nil, invalidToken(fmt.Sprintf("it is valid for longer than this server allows (%v); mint shorter-lived tokens", max))
+		}
+	}
+	return claims, nil
+}
+
+func invalidToken(why string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Message: "the token is not valid: " + why}
+}
+
+// numericTimes checks that exp, iat and nbf, where present, are JSON numbers.
+func numericTimes(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("malformed")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("malformed payload")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return errors.New("malformed payload")
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		b, ok := m[name]
+		if !ok {
+			continue
+		}
+		if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+			return fmt.Errorf("its %s must be a number (seconds since 1970)", name)
+		}
+	}
+	return nil
 }
 
 func (v *TokenVerifier) key(t *jwt.Token) (any, error) {

@@ -55,6 +55,8 @@ type Feed struct {
 	connected atomic.Bool
 	ready     chan struct{} // closed once head is known
 	readyOnce sync.Once
+
+	revocations *Revocations // kept current on the LISTEN connection
 }
 
 // NewFeed returns a feed on db; call Run to start it.
@@ -80,8 +82,14 @@ func (db *DB) NewFeed(opts FeedOptions) *Feed {
 		ring:  newRing(opts.RingSize),
 		subs:  make(map[string]map[*Subscription]struct{}),
 		ready: make(chan struct{}),
+
+		revocations: newRevocations(),
 	}
 }
+
+// Revocations is this replica's copy of the token revocations, which the
+// feed keeps current from NOTIFY herald_revocations.
+func (f *Feed) Revocations() *Revocations { return f.revocations }
 
 // Head is the highest seq this feed has delivered to subscribers.
 func (f *Feed) Head() int64 { return f.head.Load() }
@@ -126,8 +134,11 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, `LISTEN herald_log`); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN herald_log; LISTEN `+revocationsChannel); err != nil {
 		return fmt.Errorf("listen %q: %w", "herald_log", err)
+	}
+	if err := f.revocations.load(ctx, conn); err != nil {
+		return err
 	}
 	select {
 	case <-f.ready:
@@ -153,6 +164,11 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			return ctx.Err()
 		case err != nil && !errors.Is(err, context.DeadlineExceeded) && !pgTimeout(err):
 			return fmt.Errorf("wait for notification: %w", err)
+		case n != nil && n.Channel == revocationsChannel:
+			if err := f.revocations.apply(n.Payload); err != nil {
+				f.db.log.Warn("feed: bad revocation notice", "err", err)
+			}
+			continue
 		case n != nil:
 			// The payload is the new head; skip the read if we have it.
 			if seq, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && seq <= f.head.Load() {

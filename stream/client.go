@@ -366,6 +366,11 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 	if string(ev.Event) == unavailableEvent {
 		return false, nil, unavailableError(ev.Data)
 	}
+	if string(ev.Event) == "revoked" {
+		var r Revocation
+		_ = json.Unmarshal(ev.Data, &r)
+		return false, &RevokedError{r}, nil
+	}
 	if string(ev.Event) == "reset" {
 		// r3labs stamps the previous id on this id-less event: ignore ev.ID.
 		cursor, err := parseResetCursor(ev.Data)

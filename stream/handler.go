@@ -36,6 +36,14 @@ type Request struct {
 	// event: line), for EventSource code that cannot know the types in
 	// advance. The type is inside data either way.
 	PlainMessages bool
+	// Revoked, if set, ends the stream with a "token_revoked" revoked
+	// frame when it is closed.
+	Revoked <-chan struct{}
+	// Recheck, if set, is asked every RecheckEvery whether the grant still
+	// holds; a non-nil answer ends the stream with that revoked frame. It
+	// runs beside the stream, so a slow answer delays no delivery.
+	Recheck      func(ctx context.Context) *Revocation
+	RecheckEvery time.Duration
 }
 
 // Hooks observe the handler for metrics; each may be nil.
@@ -154,6 +162,9 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 		defer t.Stop()
 		expiry = t.C
 	}
+	rctx, stopRecheck := context.WithCancel(ctx)
+	defer stopRecheck()
+	recheck := rechecker(rctx, req)
 	for {
 		select {
 		case <-sub.Ready():
@@ -186,6 +197,14 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 			heartbeat.Reset(every)
 		case <-expiry:
 			sw.comment("token expired")
+			sw.flush()
+			return
+		case <-req.Revoked:
+			sw.revoked(tokenRevoked)
+			sw.flush()
+			return
+		case r := <-recheck:
+			sw.revoked(r)
 			sw.flush()
 			return
 		case <-lifetime:

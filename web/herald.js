@@ -71,7 +71,8 @@
 //     exp and then answers 401, which EventSource cannot read). A poll 401 {"error":{"code":"token_expired"}} calls authorize() and retries;
 //     a second token_expired before any transport opened again gives `failed`, as does a
 //     token_expired without authorize(). authorize() throwing counts as a failed attempt.
-//  9. Permanent errors: poll 400/401 (other codes)/403/404/other 4xx except 408/429 give
+//  9. Permanent errors: poll 400/401 (other codes)/403/404/other 4xx except 408/429, and
+//     the SSE `event: revoked` frame (data {code, message}; reported as status 403), give
 //     state `failed` with error {status, code, message}; everything stops. close() gives
 //     state `closed`.
 // 10. Offline: when navigator.onLine === false before an attempt, or the window "offline"
@@ -300,6 +301,16 @@ export function makeSseTransport(ctx) {
       error: { status, code: e.code || "unavailable", message: e.message || "HTTP " + status },
       retryAfter: Math.max(0, Number(obj.retryAfter) || 0) * 1000,
     });
+  });
+  // The server took the grant back (token revoked, or the app's auth URL
+  // now refuses): a permanent end, not a network drop, so no reconnect.
+  es.addEventListener("revoked", (ev) => {
+    if (done) return;
+    done = true;
+    es.close();
+    const obj = parseJson(ev.data) || {};
+    const error = { status: 403, code: obj.code || "revoked", message: obj.message || "access revoked by the server" };
+    ctx.onClose({ kind: "fatal", status: 403, code: error.code, error });
   });
   es.onerror = () => {
     if (done) return;

@@ -776,6 +776,34 @@ test("real SSE transport: URL, default message events, reset event, error closes
   assert.equal(makeSseTransport.isSupported({ EventSource: undefined }), false);
 });
 
+test("real SSE transport: event revoked ends it as fatal, with the server's code", () => {
+  FakeEventSource.instances = [];
+  const closes = [];
+  makeSseTransport({
+    url: "https://herald.test",
+    channels: ["private-a"],
+    token: null,
+    cursor: () => null,
+    env: { EventSource: FakeEventSource },
+    options: {},
+    onOpen: () => {},
+    onNotice: () => closes.push("notice"),
+    onReset: () => {},
+    onCursor: () => {},
+    onClose: (i) => closes.push(i),
+  });
+  const es = FakeEventSource.instances[0];
+  es.emitOpen();
+  es.emitNamed("revoked", { code: "token_revoked", message: "the token was revoked" });
+  es.emitError(); // the server closes the stream next: no second close
+  es.emitMessage(notice(1));
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].kind, "fatal");
+  assert.equal(closes[0].code, "token_revoked");
+  assert.deepEqual(closes[0].error, { status: 403, code: "token_revoked", message: "the token was revoked" });
+  assert.equal(es.closed, true, "no browser auto-reconnect after a revocation");
+});
+
 test("real poll transport: head first, then long-polls with cursor, Bearer token, notices before cursor, abort on close", async () => {
   const clock = new FakeClock();
   const fetch = fakeFetch();

@@ -20,11 +20,13 @@ func (c *channelList) Set(v string) error { *c = append(*c, v); return nil }
 // token prints a token for HERALD_JWT_SECRET: for scripts, the CLI, and
 // trying private channels by hand. Apps mint their own with api.MintToken.
 func token(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var secret, sub string
+	var secret, sub, aud, iss string
 	var ttl time.Duration
 	var channels channelList
 	e := &envFlags{fs: newFlags("token", stderr), getenv: getenv}
 	e.String(&secret, "jwt-secret", "HERALD_JWT_SECRET", "", "HS256 secret the server verifies with")
+	e.String(&aud, "jwt-audience", "HERALD_JWT_AUDIENCE", "", "aud claim, for a server that checks it")
+	e.String(&iss, "jwt-issuer", "HERALD_JWT_ISSUER", "", "iss claim, for a server that checks it")
 	e.fs.StringVar(&sub, "sub", "", "subject (the user id)")
 	e.fs.DurationVar(&ttl, "ttl", time.Hour, "lifetime")
 	e.fs.Var(&channels, "channel", "channel or prefix* the token grants (repeatable)")
@@ -49,7 +51,7 @@ func token(_ context.Context, args []string, getenv func(string) string, stdout,
 	if ttl <= 0 {
 		return &usageError{"--ttl must be positive"}
 	}
-	t, err := api.MintToken([]byte(secret), sub, channels, ttl)
+	t, err := api.MintTokenWith([]byte(secret), sub, channels, ttl, api.MintOptions{Audience: aud, Issuer: iss})
 	if err != nil {
 		return err
 	}
