@@ -11,4 +11,4 @@ import "embed"
 var FS embed.FS
 
 // Latest is the version the code expects; /readyz compares against it.
-const Latest = 2
+const Latest = 3
