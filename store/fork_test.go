@@ -462,12 +462,14 @@ func TestForkStateWentBack(t *testing.T) {
 	}
 	// The sequencer's connection drops (as it does when a database is
 	// restored under it) and it comes back.
+	cut := time.Now()
 	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-live.Done():
+		t.Logf("the live subscription ended %v after the connections were cut", time.Since(cut).Round(time.Millisecond))
 		if err := live.Err(); !errors.Is(err, store.ErrEpochChanged) {
 			t.Fatalf("live subscription ended with %v, want ErrEpochChanged", err)
 		}
