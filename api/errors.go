@@ -20,7 +20,7 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration
-	Cursor     *int64 // for 410 reset: where to continue
+	Cursor     *store.Cursor // for 410 reset: where to continue
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -49,6 +49,8 @@ func toAPIError(err error) (*Error, bool) {
 	case errors.As(err, &reset):
 		head := reset.Head
 		return &Error{Status: http.StatusGone, Code: "reset", Message: reset.Error(), Cursor: &head}, true
+	case errors.Is(err, store.ErrEpochChanged):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the database's history changed (restored or promoted) while answering; retry and you will get a reset", RetryAfter: time.Second}, true
 	case errors.Is(err, store.ErrFeedStopped):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: "this server is shutting down; retry (another replica will answer)", RetryAfter: time.Second}, true
 	case errors.Is(err, context.Canceled):
@@ -68,7 +70,7 @@ func (s *Server) abort(c *gin.Context, err error) {
 	}
 	body := gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message}}
 	if ae.Cursor != nil {
-		body["cursor"] = strconv.FormatInt(*ae.Cursor, 10)
+		body["cursor"] = ae.Cursor.String()
 	}
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatusJSON(ae.Status, body)

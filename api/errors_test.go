@@ -139,8 +139,10 @@ func channelInputs() []badInput {
 }
 
 var badCursors = []string{
-	"abc", "12abc", "-1", "-0", "+5", "1.5", "1e3", "0x10", "99999999999999999999",
+	"abc", "12abc", "-1", "-0", "+5", "1.5.5", "1e3", "0x10", "99999999999999999999",
 	"9223372036854775808", "1 2", "1\t2",
+	// "<epoch>.<seq>": the epoch is 1-16 of [a-z0-9], the seq a decimal.
+	".5", "ab.", "Ab.5", "a-b.5", "abcdefghijklmnopq.5", "ab.-5", "ab.+5", "ab.5x", "ab.99999999999999999999", "ab..5",
 }
 
 func streamInputs() []badInput {
@@ -272,8 +274,8 @@ func TestBadInputControls(t *testing.T) {
 func TestCursorAheadOfHead(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
 	b := expectError(t, http.MethodGet, env.URL+"/v1/poll?channel=a&cursor=9223372036854775807&timeout=1", nil, http.StatusGone, "reset")
-	if b.Cursor != "0" {
-		t.Errorf("reset cursor %q, want the head \"0\"", b.Cursor)
+	if want := env.Feed.Epoch() + ".0"; b.Cursor != want {
+		t.Errorf("reset cursor %q, want the head %q", b.Cursor, want)
 	}
 }
 

@@ -47,12 +47,19 @@ func (s *Server) handleHistory(c *gin.Context) {
 	}
 	// Up to what this replica has delivered: history never runs ahead of
 	// the streams.
-	head := s.feed.Head()
-	page, err := s.db.After(c.Request.Context(), after, []string{ch}, head, limit)
+	pos := s.feed.Position()
+	head := pos.Seq
+	page, err := s.db.After(c.Request.Context(), after.Seq, []string{ch}, head, limit)
+	if err == nil && (page.Epoch != pos.Epoch || (after.Epoch != "" && after.Epoch != page.Epoch) || after.Seq > page.Head) {
+		// Another history than the cursor's (restored or promoted
+		// database), or a cursor ahead of the log: same answer as a
+		// cursor whose history was dropped.
+		err = store.ErrTooOld
+	}
 	if errors.Is(err, store.ErrTooOld) {
-		h := page.Head
+		h := store.Cursor{Epoch: page.Epoch, Seq: page.Head}
 		s.abort(c, &Error{Status: http.StatusGone, Code: "reset", Cursor: &h,
-			Message: "the history after this cursor is no longer retained; refetch your state and continue from cursor " + strconv.FormatInt(h, 10)})
+			Message: "the history after this cursor is no longer retained, or is another history than the database's current one; refetch your state and continue from cursor " + h.String()})
 		return
 	}
 	if err != nil {
@@ -65,7 +72,7 @@ func (s *Server) handleHistory(c *gin.Context) {
 	if len(page.Events) == limit {
 		next = page.Events[len(page.Events)-1].Seq
 	}
-	next = max(next, after)
+	next = max(next, after.Seq)
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Type", "application/json; charset=utf-8")
 	c.Status(http.StatusOK)
@@ -77,5 +84,5 @@ func (s *Server) handleHistory(c *gin.Context) {
 		}
 		_, _ = w.Write(e.JSON())
 	}
-	_, _ = w.WriteString(`],"cursor":"` + strconv.FormatInt(next, 10) + `"}`)
+	_, _ = w.WriteString(`],"cursor":"` + store.Cursor{Epoch: page.Epoch, Seq: next}.String() + `"}`)
 }

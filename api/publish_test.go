@@ -119,14 +119,22 @@ func TestHistory(t *testing.T) {
 			Cursor string
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&page)
+		// Ids and cursors are "<epoch>.<seq>"; compare the seqs.
+		epoch := env.Feed.Epoch() + "."
 		var ids []string
 		for _, e := range page.Events {
 			if e.Channel != "a" {
 				t.Fatalf("history of a returned an event of %s", e.Channel)
 			}
-			ids = append(ids, e.ID)
+			if !strings.HasPrefix(e.ID, epoch) {
+				t.Fatalf("id %q is not in epoch %q", e.ID, epoch)
+			}
+			ids = append(ids, strings.TrimPrefix(e.ID, epoch))
 		}
-		return resp.StatusCode, ids, page.Cursor
+		if page.Cursor != "" && !strings.HasPrefix(page.Cursor, epoch) {
+			t.Fatalf("cursor %q is not in epoch %q", page.Cursor, epoch)
+		}
+		return resp.StatusCode, ids, strings.TrimPrefix(page.Cursor, epoch)
 	}
 	st, ids, cur := get("?limit=2")
 	if st != 200 || strings.Join(ids, ",") != "1,3" || cur != "3" {

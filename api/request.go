@@ -52,21 +52,23 @@ func parseChannels(r *http.Request, max int) ([]string, error) {
 	return out, nil
 }
 
-// parseCursor parses a cursor: a decimal seq >= 0. "" means none.
-func parseCursor(s, name string) (int64, bool, error) {
+// parseCursor parses a cursor: "<epoch>.<seq>" as herald sends it, or a
+// bare decimal seq from an older client (taken as the current epoch). ""
+// means none.
+func parseCursor(s, name string) (store.Cursor, bool, error) {
 	if s == "" {
-		return 0, false, nil
+		return store.Cursor{}, false, nil
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || !digits(s) {
-		return 0, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be a non-negative integer, the id of the last event you received (got %q)", name, truncate(s, 40)))
+	c, err := store.ParseCursor(s)
+	if err != nil {
+		return store.Cursor{}, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be the id of the last event you received, \"<epoch>.<seq>\" (epoch: 1-16 of a-z 0-9, seq: a non-negative integer) or a bare non-negative integer (got %q)", name, truncate(s, 40)))
 	}
-	return n, true, nil
+	return c, true, nil
 }
 
 // streamCursor takes Last-Event-ID (browser reconnects) over ?lastEventId=
 // (first connect, polyfills).
-func streamCursor(r *http.Request) (int64, bool, error) {
+func streamCursor(r *http.Request) (store.Cursor, bool, error) {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		return parseCursor(strings.TrimSpace(v), "Last-Event-ID")
 	}

@@ -43,27 +43,34 @@ func checkError(t *testing.T, what string, err error, codes ...string) *Error {
 // checkCursor checks a cursor parse of src (the string the parser saw)
 // against an independent oracle: accepted iff src is empty (no cursor) or
 // a decimal of digits only that fits in an int64, and then equal to it.
-func checkCursor(t *testing.T, what, src string, cursor int64, has bool, err error) {
+func checkCursor(t *testing.T, what, src string, cursor store.Cursor, has bool, err error) {
 	t.Helper()
 	if src == "" {
-		if err != nil || has || cursor != 0 {
-			t.Fatalf("%s: empty cursor gave %d %v %v, want none", what, cursor, has, err)
+		if err != nil || has || cursor != (store.Cursor{}) {
+			t.Fatalf("%s: empty cursor gave %v %v %v, want none", what, cursor, has, err)
 		}
 		return
 	}
-	want, ok := new(big.Int).SetString(src, 10)
-	valid := decimalRE.MatchString(src) && ok && want.IsInt64()
+	epoch, num := "", src
+	if m := cursorRE.FindStringSubmatch(src); m != nil {
+		epoch, num = m[1], m[2]
+	}
+	want, ok := new(big.Int).SetString(num, 10)
+	valid := cursorRE.MatchString(src) && ok && want.IsInt64()
 	if !valid {
 		if err == nil {
-			t.Fatalf("%s: accepted %q as %d", what, src, cursor)
+			t.Fatalf("%s: accepted %q as %v", what, src, cursor)
 		}
 		checkError(t, what, err, "invalid_cursor")
 		return
 	}
-	if err != nil || !has || cursor != want.Int64() || cursor < 0 {
-		t.Fatalf("%s: %q gave %d %v %v, want %s", what, src, cursor, has, err, want)
+	if err != nil || !has || cursor.Seq != want.Int64() || cursor.Epoch != epoch || cursor.Seq < 0 {
+		t.Fatalf("%s: %q gave %v %v %v, want %s.%s", what, src, cursor, has, err, epoch, want)
 	}
 }
+
+// cursorRE is the documented cursor syntax: an optional epoch, then a seq.
+var cursorRE = regexp.MustCompile(`^(?:([a-z0-9]{1,16})\.)?([0-9]+)$`)
 
 // FuzzParseRequest feeds arbitrary query strings and Last-Event-ID headers
 // to the request parsers the stream and poll handlers run before anything

@@ -83,6 +83,7 @@ var _ SequencerStatus = (*store.Sequencer)(nil)
 type FeedStatus interface {
 	Connected() bool
 	Head() int64
+	Position() store.Cursor
 }
 
 // Server holds the handlers and the shutdown signal.

@@ -16,26 +16,29 @@ import (
 
 // Feed is what the handler needs from the store.
 type Feed interface {
-	Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*store.Subscription, error)
-	Head() int64
+	SubscribeAt(ctx context.Context, channels []string, cursor store.Cursor, hasCursor bool) (*store.Subscription, error)
+	Position() store.Cursor
 }
 
 var _ Feed = (*store.Feed)(nil)
 
 // Request is a validated, authorised poll.
 type Request struct {
-	Channels  []string
-	Cursor    int64
+	Channels []string
+	// Cursor is where the client is; an empty Epoch (a bare decimal from
+	// an older client) means the current epoch.
+	Cursor    store.Cursor
 	HasCursor bool
 	Timeout   time.Duration
 }
 
-// ResetError means the cursor's history is gone (or the cursor is ahead of
-// the log): answer 410 with the head to continue from.
-type ResetError struct{ Head int64 }
+// ResetError means the cursor's history is gone (retention dropped it, the
+// cursor is ahead of the log, or it belongs to another epoch): answer 410
+// with the head to continue from.
+type ResetError struct{ Head store.Cursor }
 
 func (e *ResetError) Error() string {
-	return "the history after this cursor is no longer retained (or the cursor is ahead of the log); refetch your state and continue from cursor " + strconv.FormatInt(e.Head, 10)
+	return "the history after this cursor is no longer retained, or is another history than the database's current one (restored or promoted); refetch your state and continue from cursor " + e.Head.String()
 }
 
 // Hooks observe the handler for metrics; each may be nil.
@@ -62,10 +65,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	ctx := r.Context()
 	if !req.HasCursor {
 		// No cursor: where to start, at once.
-		write(w, nil, h.Feed.Head())
+		write(w, nil, h.Feed.Position())
 		return nil
 	}
-	sub, err := h.Feed.Subscribe(ctx, req.Channels, req.Cursor, true)
+	sub, err := h.Feed.SubscribeAt(ctx, req.Channels, req.Cursor, true)
 	if err != nil {
 		return err
 	}
@@ -82,14 +85,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			done()
 		}
 	}()
-	cursor := req.Cursor
+	epoch := sub.Epoch()
+	at := func(seq int64) store.Cursor { return store.Cursor{Epoch: epoch, Seq: seq} }
+	cursor := req.Cursor.Seq
 	for {
 		b, err := sub.Take(ctx, max)
 		if b.Reset {
 			if h.Hooks.Reset != nil {
 				h.Hooks.Reset()
 			}
-			return &ResetError{Head: b.Cursor}
+			return &ResetError{Head: at(b.Cursor)}
 		}
 		if b.Cursor > cursor {
 			cursor = b.Cursor
@@ -98,7 +103,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			if h.Hooks.Delivered != nil {
 				h.Hooks.Delivered(len(b.Events), b.Events)
 			}
-			write(w, b.Events, cursor)
+			write(w, b.Events, at(cursor))
 			return nil
 		}
 		if err != nil {
@@ -106,7 +111,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			case <-sub.Done():
 				// Evicted or shutting down with nothing to hand out:
 				// answer with what we have; the client polls again.
-				write(w, nil, cursor)
+				write(w, nil, at(cursor))
 				return nil
 			default:
 				// The backlog read failed (database away, client gone):
@@ -123,10 +128,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		case <-sub.Done():
 		case <-timer.C:
 			b, _ := sub.Take(ctx, max)
-			write(w, b.Events, max64(cursor, b.Cursor))
+			write(w, b.Events, at(max64(cursor, b.Cursor)))
 			return nil
 		case <-h.Stop:
-			write(w, nil, cursor)
+			write(w, nil, at(cursor))
 			return nil
 		case <-ctx.Done():
 			return nil
@@ -136,7 +141,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 
 // write sends {"events":[...],"cursor":"N"}, built from each event's
 // pre-encoded JSON.
-func write(w http.ResponseWriter, events []*store.Event, cursor int64) {
+func write(w http.ResponseWriter, events []*store.Event, cursor store.Cursor) {
 	n := 32
 	for _, ev := range events {
 		n += len(ev.JSON()) + 1
@@ -150,7 +155,7 @@ func write(w http.ResponseWriter, events []*store.Event, cursor int64) {
 		b = append(b, ev.JSON()...)
 	}
 	b = append(b, `],"cursor":"`...)
-	b = strconv.AppendInt(b, cursor, 10)
+	b = cursor.Append(b)
 	b = append(b, "\"}\n"...)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")

@@ -33,7 +33,8 @@ type answer struct {
 
 	// 200: {"events":[...],"cursor":"N"}
 	Events []*store.Event
-	Cursor int64
+	Cursor int64  // the seq of the answer's cursor
+	Epoch  string // its epoch (also a 410's)
 
 	// 4xx: {"error":{"code","message"}} (and "cursor" on 410)
 	Code, Message string
@@ -103,9 +104,16 @@ func fetch(ctx context.Context, c *http.Client, u string) (answer, error) {
 		if ok.Events == nil || ok.Cursor == nil {
 			return a, fmt.Errorf("200 body %s: want both \"events\" (a list, never null) and \"cursor\"", body)
 		}
-		if a.Cursor, err = strconv.ParseInt(*ok.Cursor, 10, 64); err != nil || a.Cursor < 0 {
-			return a, fmt.Errorf("200 body %s: cursor %q is not a decimal seq", body, *ok.Cursor)
+		c, err := store.ParseCursor(*ok.Cursor)
+		if err != nil || c.Epoch == "" {
+			return a, fmt.Errorf("200 body %s: cursor %q is not \"<epoch>.<seq>\"", body, *ok.Cursor)
 		}
+		for _, ev := range ok.Events {
+			if ev.Epoch != c.Epoch {
+				return a, fmt.Errorf("200 body %s: event %d of epoch %q under cursor %q", body, ev.Seq, ev.Epoch, *ok.Cursor)
+			}
+		}
+		a.Cursor, a.Epoch = c.Seq, c.Epoch
 		a.Events = ok.Events
 		return a, nil
 	}
@@ -124,11 +132,11 @@ func fetch(ctx context.Context, c *http.Client, u string) (answer, error) {
 	}
 	a.Code, a.Message = e.Error.Code, e.Error.Message
 	if e.Cursor != nil {
-		n, err := strconv.ParseInt(*e.Cursor, 10, 64)
-		if err != nil {
-			return a, fmt.Errorf("%d body %s: cursor %q is not a decimal seq", a.Status, body, *e.Cursor)
+		c, err := store.ParseCursor(*e.Cursor)
+		if err != nil || c.Epoch == "" {
+			return a, fmt.Errorf("%d body %s: cursor %q is not \"<epoch>.<seq>\"", a.Status, body, *e.Cursor)
 		}
-		a.ErrCursor = &n
+		a.ErrCursor, a.Epoch = &c.Seq, c.Epoch
 	}
 	return a, nil
 }

@@ -12,7 +12,30 @@ var (
 	// ErrFeedGap: the feed was away longer than the retained history; it
 	// cannot vouch for what this subscriber missed.
 	ErrFeedGap = errors.New("feed lost history: reconnect to get a reset")
+	// ErrEpochChanged: history forked (a new epoch, or the head went back
+	// within one): the subscriber's position may name events that no
+	// longer exist; it reconnects with its cursor and gets a reset.
+	ErrEpochChanged = errors.New("history forked (database restored or promoted): reconnect to get a reset")
 )
+
+// fork moves the feed to a new history: epoch with head dbHead. Every
+// subscriber is ended (their positions belong to the old history), the ring
+// is emptied, and waiters on forked are woken.
+func (f *Feed) fork(epoch string, dbHead, oldHead int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.db.log.Warn("feed: history forked; ending subscriptions", "epoch", f.epoch, "head", oldHead, "new_epoch", epoch, "new_head", dbHead)
+	f.ring.clear()
+	for _, set := range f.subs {
+		for s := range set {
+			f.dropLocked(s, ErrEpochChanged)
+		}
+	}
+	f.epoch = epoch
+	f.head.Store(dbHead)
+	close(f.forked)
+	f.forked = make(chan struct{})
+}
 
 // dispatch appends events (consecutive seqs) to the ring and pushes each to
 // the subscribers of its channel. The head moves only after the pushes, so

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 )
 
 // Event is one sequenced notice from herald.event_log. Seq is the cursor:
 // dense and increasing across all channels, in commit order.
 type Event struct {
+	// Epoch is the history Seq belongs to; the wire id is "<epoch>.<seq>".
+	Epoch   string
 	Seq     int64
 	Channel string
 	Type    string
@@ -48,7 +49,7 @@ func (e *Event) encode() []byte {
 		data = json.RawMessage(`{}`)
 	}
 	b, err := json.Marshal(wireEvent{
-		ID:      strconv.FormatInt(e.Seq, 10),
+		ID:      e.Cursor().String(),
 		Channel: e.Channel,
 		Type:    e.Type,
 		Data:    data,
@@ -78,10 +79,13 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("decode event: %w", err)
 	}
-	seq, err := strconv.ParseInt(w.ID, 10, 64)
-	if err != nil || seq <= 0 {
-		return fmt.Errorf("decode event: id %q is not a positive integer", w.ID)
+	c, err := ParseCursor(w.ID)
+	if err != nil || c.Seq <= 0 {
+		return fmt.Errorf("decode event: id %q is not \"<epoch>.<seq>\" with a positive seq", w.ID)
 	}
-	*e = Event{Seq: seq, Channel: w.Channel, Type: w.Type, Data: w.Data, At: w.At}
+	*e = Event{Epoch: c.Epoch, Seq: c.Seq, Channel: w.Channel, Type: w.Type, Data: w.Data, At: w.At}
 	return nil
 }
+
+// Cursor is the event's position: its epoch and seq.
+func (e *Event) Cursor() Cursor { return Cursor{Epoch: e.Epoch, Seq: e.Seq} }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +48,8 @@ type Feed struct {
 	ring    *ring
 	subs    map[string]map[*Subscription]struct{}
 	stopped bool
+	epoch   string        // the history head belongs to; changes only under mu
+	forked  chan struct{} // closed (and replaced) when epoch changes
 
 	head      atomic.Int64 // every event <= head has been pushed to subscribers
 	floor     atomic.Int64 // lowest retained seq, as of the last read
@@ -77,11 +78,12 @@ func (db *DB) NewFeed(opts FeedOptions) *Feed {
 		opts.Fetch = 1000
 	}
 	return &Feed{
-		db:    db,
-		opts:  opts,
-		ring:  newRing(opts.RingSize),
-		subs:  make(map[string]map[*Subscription]struct{}),
-		ready: make(chan struct{}),
+		db:     db,
+		opts:   opts,
+		ring:   newRing(opts.RingSize),
+		subs:   make(map[string]map[*Subscription]struct{}),
+		ready:  make(chan struct{}),
+		forked: make(chan struct{}),
 
 		revocations: newRevocations(),
 	}
@@ -93,6 +95,20 @@ func (f *Feed) Revocations() *Revocations { return f.revocations }
 
 // Head is the highest seq this feed has delivered to subscribers.
 func (f *Feed) Head() int64 { return f.head.Load() }
+
+// Position is the feed's head with its epoch, read together.
+func (f *Feed) Position() Cursor {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return Cursor{Epoch: f.epoch, Seq: f.head.Load()}
+}
+
+// Epoch is the history this feed is serving.
+func (f *Feed) Epoch() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.epoch
+}
 
 // Connected reports whether the LISTEN connection is up and caught up.
 func (f *Feed) Connected() bool { return f.connected.Load() }
@@ -144,10 +160,14 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 	case <-f.ready:
 	default:
 		var head int64
-		if err := conn.QueryRow(ctx, `SELECT last_seq FROM herald.sequencer_state`).Scan(&head); err != nil {
+		var epoch string
+		if err := conn.QueryRow(ctx, `SELECT epoch, last_seq FROM herald.sequencer_state`).Scan(&epoch, &head); err != nil {
 			return fmt.Errorf("read head: %w", err)
 		}
+		f.mu.Lock()
+		f.epoch = epoch
 		f.head.Store(head)
+		f.mu.Unlock()
 		f.readyOnce.Do(func() { close(f.ready) })
 	}
 	if err := f.catchUp(ctx, conn); err != nil {
@@ -171,7 +191,7 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			continue
 		case n != nil:
 			// The payload is the new head; skip the read if we have it.
-			if seq, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && seq <= f.head.Load() {
+			if c, perr := ParseCursor(n.Payload); perr == nil && c.Seq <= f.head.Load() && c.Epoch == f.Epoch() {
 				continue
 			}
 		}
@@ -190,11 +210,13 @@ func pgTimeout(err error) bool {
 func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		head := f.head.Load()
+		cur := f.Epoch() // only this goroutine changes it
 		f.db.logReads.Add(1)
 		events := make([]*Event, 0, 16)
-		// The floor comes along so ring replays respect retention.
+		// The floor comes along so ring replays respect retention; the
+		// epoch and the head so a fork of history is seen in the same read.
 		rows, err := conn.Query(ctx, `
-			SELECT s.floor_seq, e.seq, e.channel, e.type, e.data, e.at
+			SELECT s.epoch, s.last_seq, s.floor_seq, e.seq, e.channel, e.type, e.data, e.at
 			FROM herald.sequencer_state s
 			LEFT JOIN LATERAL (
 				SELECT seq, channel, type, data, at FROM herald.event_log
@@ -204,6 +226,11 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return fmt.Errorf("read log after %d: %w", head, err)
 		}
+		var (
+			epoch   string
+			dbHead  int64
+			forkNow bool
+		)
 		for rows.Next() {
 			var (
 				floor        int64
@@ -212,20 +239,28 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 				data         []byte
 				at           *time.Time
 			)
-			if err := rows.Scan(&floor, &seq, &channel, &typ, &data, &at); err != nil {
+			if err := rows.Scan(&epoch, &dbHead, &floor, &seq, &channel, &typ, &data, &at); err != nil {
 				rows.Close()
 				return fmt.Errorf("read log after %d: %w", head, err)
+			}
+			if epoch != cur || dbHead < head {
+				forkNow = true
+				continue
 			}
 			f.floor.Store(floor)
 			if seq == nil {
 				continue
 			}
-			e := &Event{Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			e := &Event{Epoch: epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			e.JSON() // encode once, before any subscriber sees it
 			events = append(events, e)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read log after %d: %w", head, err)
+		}
+		if forkNow {
+			f.fork(epoch, dbHead, head)
+			continue
 		}
 		if len(events) == 0 {
 			return nil

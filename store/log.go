@@ -72,8 +72,9 @@ func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 // snapshot, the retained floor and the head.
 type Page struct {
 	Events []*Event
-	Floor  int64 // lowest retained seq
-	Head   int64 // highest sequenced seq
+	Epoch  string // the history Floor, Head and the events belong to
+	Floor  int64  // lowest retained seq
+	Head   int64  // highest sequenced seq
 }
 
 // ErrTooOld means the events after a cursor are partly gone (retention
@@ -92,7 +93,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 	// One index range scan per channel (channel, seq), each bounded by
 	// limit, then a merge: fast at any depth (DESIGN.md section 1).
 	rows, err := db.pool.Query(ctx, `
-		SELECT s.floor_seq, s.last_seq, e.seq, e.channel, e.type, e.data, e.at
+		SELECT s.epoch, s.floor_seq, s.last_seq, e.seq, e.channel, e.type, e.data, e.at
 		FROM herald.sequencer_state s
 		LEFT JOIN LATERAL (
 			SELECT l.* FROM unnest($2::text[]) AS c(name)
@@ -116,11 +117,11 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 			data         []byte
 			at           *time.Time
 		)
-		if err := rows.Scan(&p.Floor, &p.Head, &seq, &channel, &typ, &data, &at); err != nil {
+		if err := rows.Scan(&p.Epoch, &p.Floor, &p.Head, &seq, &channel, &typ, &data, &at); err != nil {
 			return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 		}
 		if seq != nil {
-			ev := &Event{Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			ev := &Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			ev.JSON()
 			p.Events = append(p.Events, ev)
 		}
@@ -136,14 +137,15 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 
 // State is the sequencer's published position.
 type State struct {
-	Head  int64 // highest sequenced seq
-	Floor int64 // lowest retained seq
+	Epoch string // the current epoch
+	Head  int64  // highest sequenced seq
+	Floor int64  // lowest retained seq
 }
 
-// State reads the head and floor.
+// State reads the epoch, head and floor.
 func (db *DB) State(ctx context.Context) (State, error) {
 	var s State
-	err := db.pool.QueryRow(ctx, `SELECT last_seq, floor_seq FROM herald.sequencer_state`).Scan(&s.Head, &s.Floor)
+	err := db.pool.QueryRow(ctx, `SELECT epoch, last_seq, floor_seq FROM herald.sequencer_state`).Scan(&s.Epoch, &s.Head, &s.Floor)
 	if err != nil {
 		return State{}, fmt.Errorf("read sequencer state: %w", err)
 	}

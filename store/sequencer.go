@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +56,10 @@ type Sequencer struct {
 	opts    SequencerOptions
 	leader  atomic.Bool
 	lastErr atomic.Pointer[error] // why the last session ended; nil after a good step
+	// seen is the highest head this process has seen the log at, with its
+	// epoch: a later session that finds a lower head in the same epoch
+	// knows the state went backwards (checkEpoch).
+	seen atomic.Pointer[Cursor]
 }
 
 // Err is why sequencing last failed (the database refused a write, went
@@ -150,12 +153,20 @@ func (s *Sequencer) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkEpoch(ctx, conn, &st); err != nil {
+		return err
+	}
+	if err := s.rebaseSnapshot(ctx, conn, &st); err != nil {
+		return err
+	}
+	s.see(st)
 	return s.sequence(ctx, conn, &st)
 }
 
 // tick is the leader's in-memory copy of sequencer_state; only the lock
 // holder writes that row, so memory and table agree while the lock is held.
 type tick struct {
+	epoch    string
 	lastSeq  int64
 	xmax     string // pg_snapshot_xmax(prev), as text
 	xip      string // pg_snapshot_xip(prev) as a text array literal
@@ -170,10 +181,10 @@ type tick struct {
 func loadTick(ctx context.Context, conn *pgx.Conn) (tick, error) {
 	t := tick{trimSeq: -1}
 	err := conn.QueryRow(ctx, `
-		SELECT last_seq, pg_snapshot_xmax(snap)::text,
+		SELECT epoch, last_seq, pg_snapshot_xmax(snap)::text,
 		       coalesce((SELECT array_agg(x)::text FROM pg_snapshot_xip(snap) x), '{}'),
 		       partitioned_upto, partition_size
-		FROM herald.sequencer_state`).Scan(&t.lastSeq, &t.xmax, &t.xip, &t.partUpto, &t.partSize)
+		FROM herald.sequencer_state`).Scan(&t.epoch, &t.lastSeq, &t.xmax, &t.xip, &t.partUpto, &t.partSize)
 	if err != nil {
 		return tick{}, fmt.Errorf("load sequencer state: %w", err)
 	}
@@ -286,15 +297,24 @@ func (s *Sequencer) try(ctx context.Context, conn *pgx.Conn, t *tick) (n int, he
 		return 0, 0, fmt.Errorf("store sequencer state: %w", err)
 	}
 	// One NOTIFY per batch, sent at commit by this one connection: app
-	// transactions never take the notify queue lock.
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, strconv.FormatInt(head, 10)); err != nil {
+	// transactions never take the notify queue lock. The payload is the
+	// new head as a cursor, "<epoch>.<seq>".
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, Cursor{Epoch: t.epoch, Seq: head}.String()); err != nil {
 		return 0, 0, fmt.Errorf("notify: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("sequencer commit: %w", err)
 	}
 	t.lastSeq, t.xmax, t.xip = head, xmax, xip
+	s.see(*t)
 	return n, head, nil
+}
+
+// see records t's head as seen (see Sequencer.seen).
+func (s *Sequencer) see(t tick) {
+	if p := s.seen.Load(); p == nil || p.Epoch != t.epoch || p.Seq < t.lastSeq {
+		s.seen.Store(&Cursor{Epoch: t.epoch, Seq: t.lastSeq})
+	}
 }
 
 // ensurePartitions creates event_log partitions until seqs up to need have

@@ -51,7 +51,7 @@ func TestInsertAppearsInLogQuickly(t *testing.T) {
 	if got[0].Seq != 1 || got[0].Type != "build-state-changed" || got[0].Channel != "build-1" {
 		t.Fatalf("got %+v", got[0])
 	}
-	want := `{"id":"1","channel":"build-1","type":"build-state-changed","data":{"build":1,"state":"STARTED"},"at":"`
+	want := `{"id":"` + n.feed.Epoch() + `.1","channel":"build-1","type":"build-state-changed","data":{"build":1,"state":"STARTED"},"at":"`
 	if s := string(got[0].JSON()); len(s) < len(want) || s[:len(want)] != want {
 		t.Fatalf("wire form %s, want prefix %s", s, want)
 	}

@@ -22,7 +22,8 @@ type Subscription struct {
 	feed     *Feed
 	channels []string
 	m        matcher
-	liveFrom int64 // feed head at registration
+	epoch    string // the feed's epoch at registration; fixed for its life
+	liveFrom int64  // feed head at registration
 
 	// Owned by the consumer goroutine.
 	last        int64 // highest seq handed out, or the cursor
@@ -57,13 +58,33 @@ type Batch struct {
 	Cursor int64
 }
 
-// Subscribe registers interest in channels after cursor (hasCursor false:
-// live from now). channels must be validated and deduplicated by the caller.
+// Subscribe is SubscribeAt with a bare seq: taken as the current epoch.
 func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*Subscription, error) {
+	return f.SubscribeAt(ctx, channels, Cursor{Seq: cursor}, hasCursor)
+}
+
+// epochWait bounds how long SubscribeAt waits for this feed to learn an
+// epoch the database already has (it reads on the sequencer's NOTIFY, and
+// at least every FeedOptions.Poll).
+const epochWait = 3 * time.Second
+
+// SubscribeAt registers interest in channels after cursor (hasCursor false:
+// live from now). channels must be validated and deduplicated by the caller.
+//
+// A cursor of another epoch than the current one gets a reset: its seqs
+// belong to another history. One with no epoch (a bare decimal from an
+// older client) is taken as the current epoch, and reset only if it is
+// ahead of the head.
+func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor, hasCursor bool) (*Subscription, error) {
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("subscribe: feed not ready: %w", ctx.Err())
+	}
+	if hasCursor && cursor.Epoch != "" {
+		if err := f.awaitEpoch(ctx, cursor.Epoch); err != nil {
+			return nil, err
+		}
 	}
 	s := &Subscription{
 		feed:     f,
@@ -78,6 +99,7 @@ func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, h
 		return nil, ErrFeedStopped
 	}
 	s.liveFrom = f.head.Load()
+	s.epoch = f.epoch
 	for _, ch := range channels {
 		set := f.subs[ch]
 		if set == nil {
@@ -91,7 +113,9 @@ func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, h
 	switch {
 	case !hasCursor:
 		s.last, s.backlogDone = s.liveFrom, true
-	case cursor > s.liveFrom:
+	case cursor.Epoch != "" && cursor.Epoch != s.epoch:
+		s.needReset = true
+	case cursor.Seq > s.liveFrom:
 		// Ahead of this feed: another replica may simply be a few ms ahead,
 		// or the database was restored from a backup. Ask the database.
 		st, err := f.db.State(ctx)
@@ -99,17 +123,59 @@ func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, h
 			s.Close()
 			return nil, err
 		}
-		if cursor > st.Head {
+		if cursor.Seq > st.Head || st.Epoch != s.epoch {
 			s.needReset = true
 		} else {
-			s.last, s.backlogDone = cursor, true
+			s.last, s.backlogDone = cursor.Seq, true
 		}
 	default:
-		s.last = cursor
-		s.backlogDone = cursor == s.liveFrom
+		s.last = cursor.Seq
+		s.backlogDone = cursor.Seq == s.liveFrom
 	}
 	s.signal()
 	return s, nil
+}
+
+// awaitEpoch returns once this feed serves epoch, or at once when the
+// database's current epoch is another one (the cursor is from an old
+// history: reset), or after epochWait (reset too). It spares a client that
+// moved to another replica right after an epoch change a spurious reset.
+func (f *Feed) awaitEpoch(ctx context.Context, epoch string) error {
+	f.mu.RLock()
+	cur, forked := f.epoch, f.forked
+	f.mu.RUnlock()
+	if cur == epoch {
+		return nil
+	}
+	st, err := f.db.State(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Epoch != epoch {
+		return nil
+	}
+	t := time.NewTimer(epochWait)
+	defer t.Stop()
+	select {
+	case <-forked:
+	case <-t.C:
+	case <-ctx.Done():
+		return fmt.Errorf("subscribe: waiting for epoch %s: %w", epoch, ctx.Err())
+	}
+	return nil
+}
+
+// Epoch is the history the subscription's positions belong to.
+func (s *Subscription) Epoch() string { return s.epoch }
+
+// Opening is where the subscription starts: the cursor it was given, or
+// the head when it came without one. ok is false when its first batch will
+// be a reset (which carries the cursor to continue from).
+func (s *Subscription) Opening() (c Cursor, ok bool) {
+	if s.needReset {
+		return Cursor{}, false
+	}
+	return Cursor{Epoch: s.epoch, Seq: s.last}, true
 }
 
 // Ready receives a value when Take may have something to hand out.
@@ -280,6 +346,13 @@ func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	}
 	f.mu.RUnlock()
 	page, err := f.db.After(ctx, s.last, s.channels, s.liveFrom, max)
+	if err == nil || errors.Is(err, ErrTooOld) {
+		if page.Epoch != s.epoch {
+			// History forked under this subscription; the feed is about to
+			// end it too. The client reconnects and is reset.
+			return Batch{}, ErrEpochChanged
+		}
+	}
 	if errors.Is(err, ErrTooOld) {
 		s.last, s.backlogDone = s.liveFrom, true
 		return Batch{Reset: true, Cursor: s.liveFrom}, nil

@@ -60,10 +60,11 @@ type Message struct {
 }
 
 // Reset tells the handler that the server could not resume from the client's
-// cursor (too old, or ahead of head): the handler must refetch its full state.
-// The client continues from Cursor.
+// cursor (too old, ahead of head, or from another epoch: the database was
+// restored or promoted): the handler must refetch its full state. The client
+// continues from Cursor.
 type Reset struct {
-	Cursor int64
+	Cursor store.Cursor
 }
 
 // Connection states reported in StateChange.State.
@@ -126,25 +127,30 @@ func (e *HTTPError) permanent() bool {
 }
 
 // Subscribe connects to base+"/v1/stream" for channels, starting after cursor
-// from (0 = live from now; sent as Last-Event-ID when > 0), and calls handle
+// from (the zero Cursor = live from now; else sent as Last-Event-ID; a bare
+// seq with no Epoch is taken by the server as its current epoch), and calls handle
 // for every message in order, from the calling goroutine. It keeps going
 // across reconnects until ctx is done (returns ctx.Err()), handle returns an
 // error (returns it), or the server answers 4xx other than 429 (returns an
 // *HTTPError after a "failed" StateChange).
 //
-// It tracks the last seq delivered, or a later id: the server sent on a block
-// without data (a heartbeat), and resumes from it, dropping any event with a
-// seq not above it, so no seq is delivered twice and seqs only increase. The one exception is a Reset: the server's explicit instruction
-// to continue from its cursor, which the handler sees first.
+// It tracks the last cursor delivered, or a later id: the server sent on a
+// block without data (the opening block, a heartbeat), and resumes from it,
+// dropping any event of the same epoch with a seq not above it, so no seq is
+// delivered twice and seqs only increase within an epoch. The one exception
+// is a Reset: the server's explicit instruction to continue from its cursor,
+// which the handler sees first. An event of another epoch arriving without
+// one (it should not) is preceded by a Reset the client makes up itself.
 //
-// With from = 0, a connection lost before the first event reconnects live
-// from now again (there is no cursor to resume from yet).
-func Subscribe(ctx context.Context, base string, channels []string, from int64, handle func(Message) error, opts ClientOptions) error {
+// With the zero from, the server's opening block gives the client its
+// position before any notice, so a connection lost before the first event
+// resumes from there.
+func Subscribe(ctx context.Context, base string, channels []string, from store.Cursor, handle func(Message) error, opts ClientOptions) error {
 	if handle == nil {
 		return errors.New("stream: Subscribe needs a handler")
 	}
-	if from < 0 {
-		return fmt.Errorf("stream: negative cursor %d", from)
+	if from.Seq < 0 || (from.Epoch != "" && !store.ValidEpoch(from.Epoch)) {
+		return fmt.Errorf("stream: invalid cursor %q", from.String())
 	}
 	u, err := streamURL(base, channels)
 	if err != nil {
@@ -195,7 +201,7 @@ type subscription struct {
 	opts   ClientOptions
 	handle func(Message) error
 
-	last     int64         // last seq delivered (or reset cursor), or a later id: the server sent
+	last     store.Cursor  // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
 	wireID   string        // the id r3labs stamps on events without an id: field
 	retry    time.Duration // server's retry:, 0 if none yet
 	failures int           // consecutive attempts that were not healthy
@@ -290,8 +296,8 @@ func (s *subscription) connect(ctx context.Context) attempt {
 		c.Headers["Authorization"] = "Bearer " + s.opts.Token
 	}
 	s.wireID = ""
-	if s.last > 0 {
-		s.wireID = strconv.FormatInt(s.last, 10)
+	if s.last != (store.Cursor{}) {
+		s.wireID = s.last.String()
 		c.LastEventID.Store([]byte(s.wireID))
 	}
 
@@ -352,13 +358,14 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 	// still moves the cursor, as it does EventSource's lastEventId: herald's
 	// heartbeat carries "id: <head>" once other channels moved the log past
 	// this client, so a reconnect resumes from there rather than from a
-	// cursor that history may no longer reach (or, with no cursor yet,
-	// live from now, missing what was written while reconnecting). Nothing
-	// is delivered, and the cursor never moves back.
+	// cursor that history may no longer reach; the opening block carries
+	// the position the stream starts from, so a client that came without a
+	// cursor has one before the first notice. Nothing is delivered, and the
+	// cursor never moves back or into another epoch (only a reset does).
 	if len(ev.Data) == 0 {
 		if newID {
-			if seq, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && seq > s.last {
-				s.last = seq
+			if c, err := store.ParseCursor(strings.TrimSpace(id)); err == nil && s.advances(c) {
+				s.last = c
 			}
 		}
 		return false, nil, nil
@@ -384,23 +391,41 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 	if err := json.Unmarshal(ev.Data, e); err != nil {
 		return false, nil, fmt.Errorf("stream: malformed event (sse id %q): %w", ev.ID, err)
 	}
-	if e.Seq <= s.last {
+	if s.last.Epoch != "" && e.Epoch != s.last.Epoch {
+		// Another history without the server's reset: the seqs cannot be
+		// compared, so the handler must refetch, as for a reset.
+		s.last = store.Cursor{Epoch: e.Epoch, Seq: e.Seq - 1}
+		if err := s.handle(Message{Reset: &Reset{Cursor: s.last}}); err != nil {
+			return true, err, nil
+		}
+	}
+	if e.Seq <= s.last.Seq {
 		return false, nil, nil // replayed or out of order: already delivered
 	}
-	s.last = e.Seq
+	s.last = e.Cursor()
 	return true, s.handle(Message{Event: e}), nil
 }
 
-func parseResetCursor(data []byte) (int64, error) {
+// advances reports whether an id-only block's cursor c moves the client's
+// position forward: same epoch and a higher seq, or the first epoch the
+// client learns (it had none, or a bare seq the server took as current).
+func (s *subscription) advances(c store.Cursor) bool {
+	if s.last.Epoch == "" {
+		return c.Seq >= s.last.Seq && (c.Epoch != "" || c.Seq > s.last.Seq)
+	}
+	return c.Epoch == s.last.Epoch && c.Seq > s.last.Seq
+}
+
+func parseResetCursor(data []byte) (store.Cursor, error) {
 	var r struct {
-		Cursor json.Number `json:"cursor"`
+		Cursor json.RawMessage `json:"cursor"` // a string; a bare number from older servers
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return 0, fmt.Errorf("stream: malformed reset event: %w", err)
+		return store.Cursor{}, fmt.Errorf("stream: malformed reset event: %w", err)
 	}
-	c, err := strconv.ParseInt(r.Cursor.String(), 10, 64)
-	if err != nil || c < 0 {
-		return 0, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
+	c, err := store.ParseCursor(strings.Trim(string(r.Cursor), `"`))
+	if err != nil {
+		return store.Cursor{}, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
 	}
 	return c, nil
 }

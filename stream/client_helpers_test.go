@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/store"
 )
 
 // Scripted SSE servers for the client tests: request i is served by step i;
@@ -129,7 +131,7 @@ func startClient(t *testing.T, srv *fakeServer, from int64, opts ClientOptions) 
 	r := &clientRun{msgs: make(chan Message, 4096), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(r.done)
-		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, from, func(m Message) error {
+		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, store.Cursor{Seq: from}, func(m Message) error {
 			r.msgs <- m
 			return nil
 		}, opts)
@@ -203,7 +205,7 @@ func describe(m Message) string {
 	case m.Event != nil:
 		return "event " + strconv.FormatInt(m.Event.Seq, 10)
 	case m.Reset != nil:
-		return "reset " + strconv.FormatInt(m.Reset.Cursor, 10)
+		return "reset " + m.Reset.Cursor.String()
 	case m.State != nil:
 		return fmt.Sprintf("state %s (%v)", m.State.State, m.State.Err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/store"
 )
 
 func TestClientDeliversEventsAndStates(t *testing.T) {
@@ -373,7 +375,7 @@ func TestClientReset(t *testing.T) {
 				})
 			c := startClient(t, srv, 10, fastOpts())
 			m := c.nextData(t)
-			if m.Reset == nil || m.Reset.Cursor != cursor {
+			if m.Reset == nil || m.Reset.Cursor != (store.Cursor{Seq: cursor}) {
 				t.Fatalf("want reset %d, got %s", cursor, describe(m))
 			}
 			c.expectSeqs(t, cursor+1)
@@ -395,7 +397,7 @@ func TestClientHandlerErrorStops(t *testing.T) {
 	})
 	stop := errors.New("stop")
 	var seen []int64
-	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, 0, func(m Message) error {
+	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, store.Cursor{}, func(m Message) error {
 		if m.Event != nil {
 			seen = append(seen, m.Event.Seq)
 			return stop
@@ -413,10 +415,14 @@ func TestClientHandlerErrorStops(t *testing.T) {
 func TestClientSubscribeArguments(t *testing.T) {
 	ok := func(Message) error { return nil }
 	for name, call := range map[string]func() error{
-		"no channels": func() error { return Subscribe(context.Background(), "http://x", nil, 0, ok, ClientOptions{}) },
-		"bad scheme":  func() error { return Subscribe(context.Background(), "x", []string{"a"}, 0, ok, ClientOptions{}) },
+		"no channels": func() error {
+			return Subscribe(context.Background(), "http://x", nil, store.Cursor{}, ok, ClientOptions{})
+		},
+		"bad scheme": func() error {
+			return Subscribe(context.Background(), "x", []string{"a"}, store.Cursor{}, ok, ClientOptions{})
+		},
 		"nil handler": func() error {
-			return Subscribe(context.Background(), "http://x", []string{"a"}, 0, nil, ClientOptions{})
+			return Subscribe(context.Background(), "http://x", []string{"a"}, store.Cursor{}, nil, ClientOptions{})
 		},
 	} {
 		if err := call(); err == nil {

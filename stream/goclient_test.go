@@ -34,7 +34,7 @@ func subscribeGo(t testing.TB, base string, channels []string, from int64, opts 
 	c := &goClient{states: map[string]int{}, change: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(c.done)
-		c.err = stream.Subscribe(ctx, base, channels, from, c.handle, opts)
+		c.err = stream.Subscribe(ctx, base, channels, store.Cursor{Seq: from}, c.handle, opts)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -19,15 +19,17 @@ import (
 
 // Feed is what the handler needs from the store.
 type Feed interface {
-	Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*store.Subscription, error)
+	SubscribeAt(ctx context.Context, channels []string, cursor store.Cursor, hasCursor bool) (*store.Subscription, error)
 }
 
 var _ Feed = (*store.Feed)(nil)
 
 // Request is a validated, authorised subscription request.
 type Request struct {
-	Channels  []string
-	Cursor    int64
+	Channels []string
+	// Cursor is where the client is; an empty Epoch (a bare decimal from
+	// an older client) means the current epoch.
+	Cursor    store.Cursor
 	HasCursor bool
 	// Expires, if set, is when the client's token expires: the stream ends
 	// then and the client renews and resumes by cursor.
@@ -86,7 +88,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request, don
 	if done == nil {
 		done = func() {}
 	}
-	sub, err := h.Feed.Subscribe(r.Context(), req.Channels, req.Cursor, req.HasCursor)
+	sub, err := h.Feed.SubscribeAt(r.Context(), req.Channels, req.Cursor, req.HasCursor)
 	if err != nil {
 		done()
 		return err
@@ -114,11 +116,7 @@ func setHeaders(hdr http.Header) {
 }
 
 func (h *Handler) newWriter(out sink, req Request) *sseWriter {
-	sw := &sseWriter{out: out, room: out.room(), timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
-	if req.HasCursor {
-		sw.lastID = req.Cursor
-	}
-	return sw
+	return &sseWriter{out: out, room: out.room(), timeout: durOr(h.WriteTimeout, 10*time.Second), plain: req.PlainMessages}
 }
 
 // run streams sub through sw until the stream ends, then closes sub.
@@ -127,7 +125,12 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 	if h.Hooks.Open != nil {
 		defer h.Hooks.Open()()
 	}
-	sw.retry(durOr(h.Retry, 2*time.Second))
+	// The opening block: the retry hint and the position the stream
+	// starts from. A client that came without a cursor gets one before
+	// any notice, so if the stream breaks now it resumes from here instead
+	// of starting live again and missing what was committed meanwhile.
+	sw.epoch = sub.Epoch()
+	sw.retryOpening(durOr(h.Retry, 2*time.Second), sub)
 	if sw.flush() != nil {
 		return
 	}

@@ -31,7 +31,7 @@ func TestStreamHeartbeatCarriesHead(t *testing.T) {
 	}
 	seqs := insertN(t, env, "noise", "thing", 0, 5)
 	head := seqs[len(seqs)-1]
-	want := fmt.Sprintf(": ping\nid: %d\n", head)
+	want := fmt.Sprintf(": ping\nid: %s.%d\n", env.Feed.Epoch(), head)
 	deadline := time.Now().Add(wait)
 	for {
 		f := s.next(t)
@@ -89,7 +89,7 @@ func TestStreamGoClientResumesFromHeartbeatID(t *testing.T) {
 
 	seqs := insertN(t, env, "noise", "thing", 0, 5)
 	head := seqs[len(seqs)-1]
-	pattern := fmt.Sprintf("\nid: %d\n\n", head)
+	pattern := fmt.Sprintf("\nid: %s.%d\n\n", env.Feed.Epoch(), head)
 	cutAfter.Store(&pattern)
 	gc.waitFor(t, wait, "reconnect", func(c *goClient) bool { return c.states[stream.StateConnected] > 1 })
 
@@ -97,7 +97,7 @@ func TestStreamGoClientResumesFromHeartbeatID(t *testing.T) {
 	events := gc.waitEvents(t, 1, wait)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(leids) < 2 || leids[0] != "" || leids[1] != strconv.FormatInt(head, 10) {
+	if len(leids) < 2 || leids[0] != "" || leids[1] != fmt.Sprintf("%s.%d", env.Feed.Epoch(), head) {
 		t.Fatalf("Last-Event-ID of the connections: %q; want none, then %d from the heartbeat", leids, head)
 	}
 	for _, m := range gc.messages() {

@@ -11,11 +11,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/api/apitest"
+	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -27,7 +29,8 @@ const wait = 10 * time.Second
 // sseFrame is one block of an event stream, up to its blank line.
 type sseFrame struct {
 	raw      string // the block's lines, each ending in "\n", without the blank line
-	id       string
+	id       string // the seq part of the id
+	epoch    string // the epoch part of the id
 	hasID    bool
 	event    string
 	data     string
@@ -66,7 +69,13 @@ func parseFrames(r io.Reader, out chan<- sseFrame) error {
 		value = strings.TrimPrefix(value, " ")
 		switch name {
 		case "id":
-			f.id, f.hasID = value, true
+			// Tests compare ids with seqs: id is the seq part of
+			// "<epoch>.<seq>" and epoch the rest. An id without an epoch
+			// (the old format) is kept marked so it matches no seq.
+			f.id, f.hasID = "no-epoch:"+value, true
+			if c, err := store.ParseCursor(value); err == nil && c.Epoch != "" {
+				f.id, f.epoch = strconv.FormatInt(c.Seq, 10), c.Epoch
+			}
 		case "event":
 			f.event = value
 		case "data":
@@ -135,7 +144,16 @@ func openStream(t testing.TB, c *http.Client, base, path string, header http.Hea
 		<-s.done
 	})
 	s.first = s.next(t)
-	if s.first.raw != "retry: "+s.first.retry+"\n" || s.first.retry == "" {
+	// The opening block: retry:, then (unless a reset follows at once)
+	// the position the stream starts from, "id: <epoch>.<seq>".
+	want := "retry: " + s.first.retry + "\n"
+	if s.first.hasID {
+		if s.first.epoch == "" {
+			t.Fatalf("GET %s: opening block %q: id is not \"<epoch>.<seq>\"", path, s.first.raw)
+		}
+		want += "id: " + s.first.epoch + "." + s.first.id + "\n"
+	}
+	if s.first.raw != want || s.first.retry == "" {
 		t.Fatalf("GET %s: stream starts with %q, want a retry: block", path, s.first.raw)
 	}
 	return s

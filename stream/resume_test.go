@@ -154,7 +154,8 @@ func TestStreamReset(t *testing.T) {
 						http.Header{"Last-Event-Id": {strconv.FormatInt(cursor, 10)}})
 					if tc.reset {
 						f := s.nextData(t)
-						want := fmt.Sprintf("id: %d\nevent: reset\ndata: {\"cursor\":\"%d\"}\n", head, head)
+						e := node.env.Feed.Epoch()
+						want := fmt.Sprintf("id: %s.%d\nevent: reset\ndata: {\"cursor\":\"%s.%d\"}\n", e, head, e, head)
 						if f.raw != want {
 							t.Fatalf("cursor %d with floor %d and head %d: got %q, want %q", cursor, floor, head, f.raw, want)
 						}
@@ -199,7 +200,7 @@ func TestStreamReset(t *testing.T) {
 			data = append(data, m)
 		}
 	}
-	if len(data) != 2 || data[0].Reset == nil || data[0].Reset.Cursor != head || events[0].Seq != head+1 {
+	if len(data) != 2 || data[0].Reset == nil || data[0].Reset.Cursor.Seq != head || data[0].Reset.Cursor.Epoch != events[0].Epoch || events[0].Seq != head+1 {
 		t.Fatalf("Go client from 3: got %d messages (first reset %+v, first event %d), want reset %d then event %d",
 			len(data), data[0].Reset, events[0].Seq, head, head+1)
 	}

@@ -80,7 +80,7 @@ func TestStreamWireFormat(t *testing.T) {
 				want = append(want, &store.Event{Seq: seq, Channel: n.channel, Type: typ, Data: json.RawMessage(n.wireData)})
 
 				f := s.nextData(t)
-				prefix := fmt.Sprintf(`{"id":"%d","channel":"%s","type":"%s","data":%s,"at":"`, seq, n.channel, typ, n.wireData)
+				prefix := fmt.Sprintf(`{"id":"%s.%d","channel":"%s","type":"%s","data":%s,"at":"`, env.Feed.Epoch(), seq, n.channel, typ, n.wireData)
 				if !strings.HasPrefix(f.data, prefix) || !strings.HasSuffix(f.data, `"}`) {
 					t.Fatalf("data: %s\nwant %s...\"}", f.data, prefix)
 				}
@@ -88,7 +88,7 @@ func TestStreamWireFormat(t *testing.T) {
 				if tc.typed {
 					eventLine = "event: " + typ + "\n"
 				}
-				if wantRaw := fmt.Sprintf("id: %d\n%sdata: %s\n", seq, eventLine, f.data); f.raw != wantRaw {
+				if wantRaw := fmt.Sprintf("id: %s.%d\n%sdata: %s\n", env.Feed.Epoch(), seq, eventLine, f.data); f.raw != wantRaw {
 					t.Fatalf("block %q, want %q", f.raw, wantRaw)
 				}
 				var obj map[string]any

@@ -10,8 +10,8 @@ import (
 )
 
 // sseWriter frames SSE. Framing cannot be broken by payload content: the
-// data line is compact JSON (no raw newlines), ids are integers, and types
-// are validated to [A-Za-z0-9_.:-] on the way in.
+// data line is compact JSON (no raw newlines), ids are "<epoch>.<seq>" of
+// [a-z0-9.], and types are validated to [A-Za-z0-9_.:-] on the way in.
 type sseWriter struct {
 	out     sink
 	timeout time.Duration
@@ -22,8 +22,9 @@ type sseWriter struct {
 	buf     []byte
 	room    int
 	err     error
-	lastID  int64 // the id the client holds
-	covered int64 // every event for the client up to here has been written
+	epoch   string // the subscription's epoch: every id written is in it
+	lastID  int64  // the seq of the id the client holds (in epoch)
+	covered int64  // every event for the client up to here has been written
 
 	// mu orders abort against flush's deadline: once aborted, no write
 	// gets a fresh deadline, and a write under way is cut at once.
@@ -66,7 +67,7 @@ func (s *sseWriter) open() []byte {
 
 func (s *sseWriter) event(ev *store.Event) {
 	b := append(s.open(), "id: "...)
-	b = strconv.AppendInt(b, ev.Seq, 10)
+	b = ev.Cursor().Append(b)
 	if !s.plain {
 		b = append(b, "\nevent: "...)
 		b = append(b, ev.Type...)
@@ -82,10 +83,11 @@ func (s *sseWriter) event(ev *store.Event) {
 // Last-Event-ID to the head, so a browser's automatic reconnect continues
 // from there instead of asking for the lost range again.
 func (s *sseWriter) reset(head int64) {
+	c := store.Cursor{Epoch: s.epoch, Seq: head}
 	b := append(s.open(), "id: "...)
-	b = strconv.AppendInt(b, head, 10)
+	b = c.Append(b)
 	b = append(b, "\nevent: reset\ndata: {\"cursor\":\""...)
-	b = strconv.AppendInt(b, head, 10)
+	b = c.Append(b)
 	b = append(b, "\"}\n\n"...)
 	s.buf = b
 	s.lastID = head
@@ -100,7 +102,7 @@ func (s *sseWriter) ping() {
 	b := append(s.open(), ": ping\n"...)
 	if s.covered > s.lastID {
 		b = append(b, "id: "...)
-		b = strconv.AppendInt(b, s.covered, 10)
+		b = store.Cursor{Epoch: s.epoch, Seq: s.covered}.Append(b)
 		b = append(b, '\n')
 		s.lastID = s.covered
 	}
@@ -109,6 +111,20 @@ func (s *sseWriter) ping() {
 
 func (s *sseWriter) comment(text string) {
 	s.buf = append(append(append(s.open(), ": "...), text...), "\n\n"...)
+}
+
+// retryOpening is the opening block: the retry hint and, unless the first
+// batch is a reset (which carries its own id), "id: <epoch>.<seq>" with the
+// position the stream starts from.
+func (s *sseWriter) retryOpening(d time.Duration, sub *store.Subscription) {
+	b := append(s.open(), "retry: "...)
+	b = strconv.AppendInt(b, d.Milliseconds(), 10)
+	if c, ok := sub.Opening(); ok {
+		b = append(b, "\nid: "...)
+		b = c.Append(b)
+		s.lastID = c.Seq
+	}
+	s.buf = append(b, "\n\n"...)
 }
 
 func (s *sseWriter) retry(d time.Duration) {

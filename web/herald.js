@@ -54,16 +54,21 @@
 //     delay = base/2 + random()*base/2, but at least the server's Retry-After (429/503; for
 //     SSE the retryAfter of herald's "unavailable" event, which follows a brief `connected`),
 //     in state `unavailable`, then try again (rule 2). Retries keep the state `unavailable`.
-//  6. Cursor: one cursor (the last delivered seq, a decimal string) across transports. A
-//     notice whose Number(id) <= Number(cursor) is dropped, so nothing is delivered twice.
+//  6. Cursor: one cursor (the last delivered id, "<epoch>.<seq>") across transports. Seqs
+//     compare only within one epoch (a bare decimal cursor, from an older server or app
+//     storage, compares with any epoch). A notice of the cursor's epoch whose seq <= the
+//     cursor's is dropped, so nothing is delivered twice. A notice of another epoch is a new
+//     history (the database was restored or promoted): treated as the server's reset (rule 7,
+//     cursor := just before that notice), then delivered.
 //     A new EventSource resumes with lastEventId=cursor, every poll with cursor=cursor. With
 //     no cursor, SSE starts live and poll starts with the server's head (the no-cursor poll
 //     answer). A poll answer's cursor only moves the cursor forward. The first poll request
 //     that carries a cursor uses timeout=1 so the poll transport "opens" quickly; later
-//     polls use pollTimeout (25 s). An empty long-poll answer that comes back sooner than
+//     polls use pollTimeout (20 s). An empty long-poll answer that comes back sooner than
 //     minPollInterval (1 s) delays the next poll by that much (no hot loop behind bad proxies).
 //  7. Reset (SSE `event: reset` or poll 410 code "reset"): cursor := the server's head, then
 //     onReset({cursor}); the app must refetch its full state. A reset counts as connected.
+//     A poll answer's cursor of another epoch is handled the same way.
 //  8. Auth: the token goes as ?token= on EventSource and as "Authorization: Bearer" on fetch.
 //     authorize() (optional, async, returns a token) is called before an attempt when there
 //     is no token, and before the next attempt after an EventSource that carried a token
@@ -172,9 +177,34 @@ function safeCall(fn, ...args) {
   }
 }
 
-function seqOf(id) {
-  if (id === null || id === undefined || id === "") return NaN;
-  return Number(id);
+// parseId reads an id or cursor: "<epoch>.<seq>", or a bare "<seq>" (epoch ""); null if neither.
+function parseId(id) {
+  if (id === null || id === undefined) return null;
+  const m = /^(?:([a-z0-9]{1,16})\.)?(\d+)$/.exec(String(id));
+  return m ? { epoch: m[1] || "", seq: Number(m[2]) } : null;
+}
+
+// compareIds orders two ids: <0, 0, >0 within one epoch (a bare one matches any), NaN across
+// epochs (another history: not comparable), or when either is not an id.
+function compareIds(a, b) {
+  const x = parseId(a);
+  const y = parseId(b);
+  if (!x || !y) return NaN;
+  if (x.epoch !== y.epoch && x.epoch !== "" && y.epoch !== "") return NaN;
+  return x.seq - y.seq;
+}
+
+// epochChanged reports whether id belongs to another epoch than cursor (both known).
+function epochChanged(id, cursor) {
+  const x = parseId(id);
+  const y = parseId(cursor);
+  return !!(x && y && x.epoch !== "" && y.epoch !== "" && x.epoch !== y.epoch);
+}
+
+// justBefore is the cursor right before id, in its epoch.
+function justBefore(id) {
+  const x = parseId(id);
+  return x.epoch ? x.epoch + "." + Math.max(0, x.seq - 1) : String(Math.max(0, x.seq - 1));
 }
 
 /** Builds "channel=a&channel=b" */
@@ -507,9 +537,9 @@ function createConnection(options, env, hooks) {
 
   // ----- cursor & delivery
   function deliver(obj) {
-    const seq = seqOf(obj.id);
-    if (Number.isFinite(seq)) {
-      if (cursor !== null && seq <= Number(cursor)) return; // duplicate (replay after a switch)
+    if (parseId(obj.id)) {
+      if (cursor !== null && epochChanged(obj.id, cursor)) doReset(justBefore(obj.id)); // a new history
+      else if (cursor !== null && compareIds(obj.id, cursor) <= 0) return; // duplicate (replay after a switch)
       cursor = String(obj.id);
     }
     safeCall(hooks.onNotice, obj);
@@ -519,10 +549,11 @@ function createConnection(options, env, hooks) {
     safeCall(hooks.onReset, { cursor });
   }
   function advance(c) {
-    if (c === null || c === undefined) return;
-    const n = seqOf(c);
-    if (!Number.isFinite(n)) return;
-    if (cursor === null || n > Number(cursor)) {
+    if (c === null || c === undefined || !parseId(c)) return;
+    if (cursor !== null && epochChanged(c, cursor)) return doReset(String(c)); // a new history
+    // forward only; a bare cursor takes the server's epoch at the same seq
+    const d = cursor === null ? 1 : compareIds(c, cursor);
+    if (d > 0 || (d === 0 && String(c) !== cursor && parseId(cursor).epoch === "")) {
       cursor = String(c);
       hooks.onCursor && hooks.onCursor(cursor);
     }
@@ -954,9 +985,11 @@ function createShared(options, env) {
     safeCall(options.onStateChange, next, Object.assign({ transport, error: lastError, previous }, info || {}));
   };
   const advance = (c) => {
-    if (c === null || c === undefined) return;
-    const n = seqOf(c);
-    if (Number.isFinite(n) && (cursor === null || n > Number(cursor))) cursor = String(c);
+    if (c === null || c === undefined || !parseId(c)) return;
+    // the leader tab reports resets itself; only move forward within an epoch (or into the
+    // first epoch learnt after a bare cursor)
+    const d = cursor === null ? 1 : compareIds(c, cursor);
+    if (d > 0 || (d === 0 && parseId(cursor).epoch === "")) cursor = String(c);
   };
   const post = (msg) => {
     try {
@@ -976,10 +1009,13 @@ function createShared(options, env) {
     }
     if (engine) return; // the leader ignores other tabs' traffic
     if (m.t === "notice") {
-      const seq = seqOf(m.obj && m.obj.id);
-      if (Number.isFinite(seq)) {
-        if (cursor !== null && seq <= Number(cursor)) return;
-        cursor = String(m.obj.id);
+      const id = m.obj && m.obj.id;
+      if (parseId(id)) {
+        if (cursor !== null && epochChanged(id, cursor)) {
+          cursor = justBefore(id); // a new history: as the server's reset
+          safeCall(options.onReset, { cursor });
+        } else if (cursor !== null && compareIds(id, cursor) <= 0) return;
+        cursor = String(id);
       }
       safeCall(options.onNotice, m.obj);
     } else if (m.t === "reset") {

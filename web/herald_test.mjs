@@ -442,6 +442,54 @@ test("reset: onReset({cursor: head}) and the cursor moves to head (also backward
   assert.deepEqual(ids(), [101], "seq <= head dropped, later delivered");
 });
 
+test("epochs: ids are <epoch>.<seq>; dedupe within an epoch; a new epoch is a reset, then delivered", async () => {
+  const { sub, fk, rec } = setup();
+  await flush();
+  const sse = fk.last("sse");
+  sse.open();
+  sse.notice("k3x.5", "k3x.6", "k3x.6", "k3x.4");
+  assert.deepEqual(rec.notices.map((n) => n.id), ["k3x.5", "k3x.6"], "seqs compare within the epoch");
+  assert.equal(sub.cursor, "k3x.6");
+  // the database was restored: a lower seq of another epoch is new, not a duplicate
+  sse.notice("q7.2", "q7.3", "q7.3");
+  assert.deepEqual(rec.resets, [{ cursor: "q7.1" }], "another epoch counts as the server's reset");
+  assert.deepEqual(rec.notices.map((n) => n.id), ["k3x.5", "k3x.6", "q7.2", "q7.3"]);
+  assert.equal(sub.cursor, "q7.3");
+  sse.reset("q7.10");
+  assert.equal(sub.cursor, "q7.10");
+  assert.deepEqual(rec.resets.at(-1), { cursor: "q7.10" });
+});
+
+test("epochs: a bare decimal cursor (older storage) resumes, compares by seq, and takes the server's epoch", async () => {
+  const { sub, clock, fk, rec } = setup({ cursor: "7" });
+  await flush();
+  const sse = fk.last("sse");
+  assert.equal(sse.startCursor, "7", "sent as it is: the server takes it as its current epoch");
+  sse.open();
+  sse.notice("k3x.7", "k3x.8");
+  assert.deepEqual(rec.notices.map((n) => n.id), ["k3x.8"]);
+  assert.equal(rec.resets.length, 0);
+  assert.equal(sub.cursor, "k3x.8");
+  sse.fail();
+  await untilNew(fk, clock);
+  await clock.advance(2000);
+  assert.equal(fk.last("sse").startCursor, "k3x.8");
+});
+
+test("epochs: a poll answer's cursor moves forward within the epoch; of another epoch it resets", async () => {
+  const { sub, clock, fk, rec } = setup({ cursor: "k3x.5" });
+  await clock.advance(2000);
+  const poll = fk.last("poll");
+  poll.open();
+  poll.ctx.onCursor("k3x.9");
+  assert.equal(sub.cursor, "k3x.9");
+  poll.ctx.onCursor("k3x.3");
+  assert.equal(sub.cursor, "k3x.9", "never backwards");
+  poll.ctx.onCursor("q7.4");
+  assert.equal(sub.cursor, "q7.4");
+  assert.deepEqual(rec.resets, [{ cursor: "q7.4" }]);
+});
+
 // ---------------------------------------------------------------------------------- states
 
 test("state machine: connecting -> connected -> unavailable -> connected -> offline -> connecting -> connected -> closed", async () => {

@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // orderCheck is one subscriber's ledger in the resume scenario: every event
 // carries a unique number n and the number w of the writer that published
@@ -66,9 +69,14 @@ func (c *orderCheck) String() string {
 	return fmt.Sprintf("received %d, duplicate %d, out of order %d, resets %d", c.Received, c.Duplicate, c.OutOfOrder, c.Resets)
 }
 
-// parseID turns an SSE id into comparable numbers: herald's "4711" is
-// [4711], nchan's "1795435275:3" is [1795435275 3]. Non-digits separate.
+// parseID turns an SSE id into comparable numbers: herald's "k3x9q.4711" is
+// [4711] (the epoch is dropped: a bench run stays in one epoch, and seqs
+// compare only within one), nchan's "1795435275:3" is [1795435275 3].
+// Non-digits separate.
 func parseID(id string) []int64 {
+	if i := strings.LastIndexByte(id, '.'); i >= 0 {
+		id = id[i+1:]
+	}
 	out := make([]int64, 0, 2)
 	var cur int64
 	in := false

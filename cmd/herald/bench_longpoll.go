@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/herald-dev/herald/store"
 )
 
 // longpoll: S clients long-poll one channel while events are published at
@@ -188,7 +189,7 @@ func (b *bench) poller(ctx context.Context, client *http.Client, channel, startI
 		if i := bytes.LastIndex(body, []byte(`"cursor":"`)); i >= 0 {
 			c := body[i+10:]
 			if j := bytes.IndexByte(c, '"'); j >= 0 {
-				if _, err := strconv.ParseInt(string(c[:j]), 10, 64); err == nil {
+				if _, err := store.ParseCursor(string(c[:j])); err == nil {
 					cursor = string(c[:j])
 				}
 			}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -53,9 +53,9 @@ func (b *bench) connectResumer(ctx context.Context, r *resumeSub, channel, lastI
 	connected := make(chan struct{})
 	var once sync.Once
 	if b.cfg.target == "herald" {
-		var from int64
+		var from store.Cursor
 		if lastID != "" {
-			from, _ = strconv.ParseInt(lastID, 10, 64)
+			from, _ = store.ParseCursor(lastID)
 		}
 		go func() {
 			defer close(ended)
@@ -64,7 +64,7 @@ func (b *bench) connectResumer(ctx context.Context, r *resumeSub, channel, lastI
 				case m.Event != nil:
 					n, _ := jsonInt(m.Event.Data, "n")
 					w, _ := jsonInt(m.Event.Data, "w")
-					r.deliver(strconv.FormatInt(m.Event.Seq, 10), n, w)
+					r.deliver(m.Event.Cursor().String(), n, w)
 				case m.Reset != nil:
 					r.mu.Lock()
 					r.check.Resets++

@@ -192,7 +192,7 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, 1, func(m stream.Message) error {
+		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, store.Cursor{Seq: 1}, func(m stream.Message) error {
 			if m.Event != nil {
 				mu.Lock()
 				goEvents = append(goEvents, m.Event)

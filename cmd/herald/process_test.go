@@ -110,7 +110,8 @@ func pollOnce(ctx context.Context, client *http.Client, base, channel string, cu
 	for _, e := range body.Events {
 		a.ids = append(a.ids, e.Seq)
 	}
-	a.cursor, a.err = strconv.ParseInt(body.Cursor, 10, 64)
+	c, err := store.ParseCursor(body.Cursor)
+	a.cursor, a.err = c.Seq, err
 	return a
 }
 

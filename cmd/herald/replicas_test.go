@@ -122,7 +122,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stream.Subscribe(ctx, lb.srv.URL, channels, 1, func(m stream.Message) error {
+			err := stream.Subscribe(ctx, lb.srv.URL, channels, store.Cursor{Seq: 1}, func(m stream.Message) error {
 				if m.Event != nil {
 					r.events = append(r.events, m.Event)
 					total.Add(1)

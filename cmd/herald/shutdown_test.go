@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -49,11 +50,11 @@ func (s *rawStream) read(body io.Reader, until int64) error {
 				return nil
 			}
 		case strings.HasPrefix(line, "id:"):
-			n, err := strconv.ParseInt(strings.TrimSpace(line[3:]), 10, 64)
-			if err != nil {
+			c, err := store.ParseCursor(strings.TrimSpace(line[3:]))
+			if err != nil || c.Epoch == "" {
 				return fmt.Errorf("bad id line %q", line)
 			}
-			id = n
+			id = c.Seq
 		case strings.HasPrefix(line, "data:"):
 			hasData = true
 		case strings.HasPrefix(line, "retry:"):

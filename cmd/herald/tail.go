@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 
+	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -17,7 +17,7 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	e := &envFlags{fs: newFlags("tail", stderr), getenv: getenv}
 	e.String(&url, "url", "HERALD_URL", "http://127.0.0.1:8080", "herald's base URL")
 	e.String(&token, "token", "HERALD_TOKEN", "", "bearer token for private channels")
-	e.fs.StringVar(&from, "from", "", "resume after this cursor (a seq printed earlier as \"id\")")
+	e.fs.StringVar(&from, "from", "", "resume after this cursor (an \"id\" printed earlier, \"<epoch>.<seq>\")")
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -25,13 +25,13 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(channels) == 0 {
 		return &usageError{"tail needs at least one channel"}
 	}
-	var cursor int64
+	var cursor store.Cursor
 	if from != "" {
-		n, err := strconv.ParseInt(from, 10, 64)
-		if err != nil || n < 0 {
-			return &usageError{fmt.Sprintf("--from %q: want a cursor (a whole number >= 0)", from)}
+		c, err := store.ParseCursor(from)
+		if err != nil {
+			return &usageError{fmt.Sprintf("--from %q: want a cursor, an id printed earlier (\"<epoch>.<seq>\", or a whole number >= 0)", from)}
 		}
-		cursor = n
+		cursor = c
 	}
 	err := stream.Subscribe(ctx, url, channels, cursor, func(m stream.Message) error {
 		switch {
@@ -39,7 +39,7 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 			_, err := fmt.Fprintf(stdout, "%s\n", m.Event.JSON())
 			return err
 		case m.Reset != nil:
-			_, err := fmt.Fprintf(stdout, "{\"reset\":{\"cursor\":\"%d\"}}\n", m.Reset.Cursor)
+			_, err := fmt.Fprintf(stdout, "{\"reset\":{\"cursor\":\"%s\"}}\n", m.Reset.Cursor)
 			return err
 		case m.State != nil:
 			if m.State.Err != nil {

@@ -10,7 +10,7 @@
 // Stable hooks for tests and tinkering: #conn-state[data-state],
 // #transport[data-transport], .project[data-project-id][data-state],
 // .build[data-build-id][data-state][data-progress][data-version][data-shown-at],
-// #notices .notice[data-seq][data-build-id][data-state], #offline-banner.
+// #notices .notice[data-seq] (the notice's id, "<epoch>.<seq>")[data-build-id][data-state], #offline-banner.
 import { subscribe } from "/herald.js";
 
 const BUILDS_PER_PROJECT = 6;
@@ -229,7 +229,8 @@ function addNotice(n) {
     h(
       "div",
       { class: "head" },
-      h("span", { class: "seq" }, "#" + n.id),
+      // ids are "<epoch>.<seq>": show the seq, the whole id on hover
+      h("span", { class: "seq", title: n.id }, "#" + String(n.id).split(".").pop()),
       h("span", { class: "channel" }, n.channel),
       h("span", { class: "at" }, at.toLocaleTimeString([], { hour12: false })),
     ),
