@@ -137,6 +137,9 @@ func TestHeraldJSTokenRenewBrowser(t *testing.T) {
 		}
 		insertN(t, pool, "private-renew", 1)
 		commits = append(commits, time.Now())
+		if len(commits)%20 == 0 && b.eval(t, `window.states.some((s) => s.endsWith(":poll"))`).(bool) {
+			t.Fatalf("the page fell back to long-poll after %d streams: %v", len(okStreams()), b.eval(t, `window.states.join(" ")`))
+		}
 		time.Sleep(50 * time.Millisecond) // the pace of the writer
 	}
 	total := len(commits)
