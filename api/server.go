@@ -269,6 +269,15 @@ func (s *Server) channels(c *gin.Context, known []string) ([]string, bool) {
 // the Authorizer's grant, then (for connections) the limits.
 func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (Grant, error) {
 	c.Request = withClientIP(c.Request, c.ClientIP())
+	if connection {
+		// Draining: a stream or poll opened now would end at once; 503
+		// shutting_down sends the client to another replica instead.
+		select {
+		case <-s.stop:
+			return Grant{}, store.ErrFeedStopped
+		default:
+		}
+	}
 	g, err := s.cfg.Authorizer.Authorize(c.Request, channels)
 	if err == nil && connection {
 		var release func()

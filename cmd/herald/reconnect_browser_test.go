@@ -18,9 +18,9 @@ import (
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
-// serveOn runs `herald serve` on addr against dbURL and waits until it
+// serveAtAddr runs `herald serve` on addr against dbURL and waits until it
 // listens.
-func serveOn(t *testing.T, dbURL, addr string, extra ...string) *running {
+func serveAtAddr(t *testing.T, dbURL, addr string, extra ...string) *running {
 	t.Helper()
 	kv := append([]string{"DATABASE_URL", dbURL, "HERALD_LOG_LEVEL", "warn", "HERALD_SHUTDOWN_TIMEOUT", "5s"}, extra...)
 	r := start(t, []string{"serve", "--listen", addr}, env(kv...))
@@ -116,7 +116,7 @@ func TestBrowserReturnsToSSE(t *testing.T) {
 	browser := startChromium(t)
 	dbURL := pgtest.URL(t)
 	addr := demoFreeAddr(t)
-	h := serveOn(t, dbURL, addr)
+	h := serveAtAddr(t, dbURL, addr)
 	b := newDemoTab(t, browser)
 	b.do(t, chromedp.Navigate("http://"+addr+"/healthz"))
 	// The page: herald.js from herald, from the head of the channel, with
@@ -138,7 +138,7 @@ func TestBrowserReturnsToSSE(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitRec(t, b, `rec.states.at(-1).startsWith("unavailable")`, 20*time.Second)
-		h = serveOn(t, dbURL, addr)
+		h = serveAtAddr(t, dbURL, addr)
 		waitRec(t, b, fmt.Sprintf(`rec.transports.length > %d`, connects), 30*time.Second)
 		t.Logf("restart %d: reconnected over %v", i+1, b.eval(t, `rec.transports.at(-1)`))
 	}
@@ -167,7 +167,7 @@ func TestBrowserEventSourceBehindNginx(t *testing.T) {
 	browser := startChromium(t)
 	dbURL := pgtest.URL(t)
 	addr := demoFreeAddr(t)
-	h := serveOn(t, dbURL, addr)
+	h := serveAtAddr(t, dbURL, addr)
 	px := startNginx(t, addr)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
@@ -204,7 +204,7 @@ func TestBrowserEventSourceBehindNginx(t *testing.T) {
 	if st := b.eval(t, `es.readyState`).(float64); st != 0 {
 		t.Fatalf("EventSource readyState %v after a reconnect through nginx with herald down, want 0 (CONNECTING, retrying); 2 means it gave up for good", st)
 	}
-	serveOn(t, dbURL, addr)
+	serveAtAddr(t, dbURL, addr)
 	waitES(`es.readyState === 1 && got.length >= 2 || es.readyState === 2`, 30*time.Second)
 	insert(2)
 	waitES(`got.length >= 3 || es.readyState === 2`, 20*time.Second)

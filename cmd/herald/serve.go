@@ -25,6 +25,7 @@ type serveConfig struct {
 	headerTimeout   time.Duration
 	pprof           string // loopback address for net/http/pprof, "" for none
 	retention       store.Retention
+	leaseTTL        time.Duration // how long a dead replica's connection leases keep counting
 	// extend, if set, adds routes and background loops once the database
 	// is ready (herald demo uses it). The loops stop with the server.
 	extend func(ctx context.Context, srv *api.Server, dbURL string) ([]func(context.Context) error, error)
@@ -61,6 +62,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	cfg.auth.bind(e)
 	e.Duration(&cfg.retention.MaxAge, "retention", "HERALD_RETENTION", 24*time.Hour, "keep history this long (0: forever); older cursors get a reset")
 	e.Int64(&cfg.retention.MaxEvents, "retention-events", "HERALD_RETENTION_EVENTS", 0, "keep at most this many events (0: no count limit)")
+	e.Duration(&cfg.leaseTTL, "lease-ttl", "HERALD_LEASE_TTL", 30*time.Second, "how long a replica's per-subject connection leases outlive it if it dies (renewed every third of it)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
 	e.Duration(&cfg.headerTimeout, "read-header-timeout", "HERALD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client has to send its request headers (slowloris guard)")
 	e.String(&cfg.pprof, "pprof", "HERALD_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
@@ -135,7 +137,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	seq := db.NewSequencer(seqOpts)
 	cfg.api.Sequencer = seq
 	feed := db.NewFeed(feedOpts)
-	leases := db.NewLeases(0)
+	leases := db.NewLeases(cfg.leaseTTL)
 	cfg.api.Leases = leases
 	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run, "leases": leases.Renew} {
 		wg.Add(1)
