@@ -49,16 +49,18 @@ func TestBrowserNoNoticeYetSurvivesSIGKILL(t *testing.T) {
 	b.eval(t, `(async () => {
 		window.rec = { notices: [], transports: [], states: [] };
 		const m = await import("/herald.js");
+		rec.t0 = performance.now();
 		window.sub = m.subscribe({ url: "", channels: ["watched"],
 			onNotice: (n) => rec.notices.push(n.data.n),
 			onReset: (r) => rec.states.push("reset:" + r.cursor),
-			onStateChange: (s, i) => { rec.states.push(s + ":" + (i.transport || "")); if (s === "connected") rec.transports.push(i.transport); } });
+			onStateChange: (s, i) => { rec.states.push(s + ":" + (i.transport || "")); if (s === "connected") { rec.transports.push(i.transport); rec.connectMs ??= performance.now() - rec.t0; } } });
 	})(), true`)
 	waitRec(t, b, `window.rec && rec.transports.at(-1) === "sse"`, 20*time.Second)
 	if n := b.eval(t, `rec.notices.length`).(float64); n != 0 {
 		t.Fatalf("%v notices before any was committed on the channel", n)
 	}
-	t.Logf("connected over SSE with no notice; herald.js cursor %v", b.eval(t, `String(sub.cursor)`))
+	t.Logf("connected over SSE with no notice in %.1f ms (head request included); herald.js cursor %v",
+		b.eval(t, `rec.connectMs`), b.eval(t, `String(sub.cursor)`))
 
 	p1.signal(t, syscall.SIGKILL, 10*time.Second)
 	waitRec(t, b, `rec.states.at(-1).startsWith("unavailable") || rec.states.at(-1).startsWith("connecting")`, 20*time.Second)
