@@ -68,8 +68,8 @@
 //     there instead of live. If that request fails on the network the attempt fails (rule 5);
 //     429/503 wait Retry-After; 401 token_expired re-authorizes; any other answer (a proxy
 //     that only routes the stream) opens the stream live. A poll answer's cursor only moves
-//     the cursor forward. The first poll request
-//     that carries a cursor uses timeout=1 so the poll transport "opens" quickly; later
+//     the cursor forward. The first poll request that carries a cursor uses timeout=1 so the
+//     poll transport "opens" quickly; later
 //     polls use pollTimeout (20 s). An empty long-poll answer that comes back sooner than
 //     minPollInterval (1 s) delays the next poll by that much (no hot loop behind bad proxies).
 //  7. Reset (SSE `event: reset` or poll 410 code "reset"): cursor := the server's head, then
@@ -310,7 +310,8 @@ async function learnHead(ctx, isDone, setAbort) {
   if (ctx.token) headers.Authorization = "Bearer " + ctx.token;
   const ctrl = env.AbortController ? new env.AbortController() : null;
   setAbort(ctrl);
-  const timer = env.setTimeout ? env.setTimeout(() => ctrl && ctrl.abort(), (ctx.options.pollGrace || 10) * 1000) : null;
+  let timedOut = false;
+  const timer = env.setTimeout ? env.setTimeout(() => ((timedOut = true), ctrl && ctrl.abort()), (ctx.options.pollGrace || 10) * 1000) : null;
   let res, body;
   try {
     res = await env.fetch(ctx.url + "/v1/poll?" + channelQuery(ctx.channels).join("&"), {
@@ -323,7 +324,8 @@ async function learnHead(ctx, isDone, setAbort) {
     body = parseJson(await res.text());
   } catch (e) {
     if (isDone()) return {};
-    return { close: { kind: "unclean", error: { code: "network", message: "head: " + String((e && e.message) || e) } } };
+    const error = timedOut ? { code: "timeout", message: "head request timed out" } : { code: "network", message: "head: " + String((e && e.message) || e) };
+    return { close: { kind: "unclean", error } };
   } finally {
     if (timer !== null) env.clearTimeout(timer);
   }

@@ -162,6 +162,7 @@ test("the head request: a network error fails the attempt (no live stream); a 40
   assert.equal(server.sources.length, 0, "no EventSource while the head is unknown and herald unreachable");
   assert.equal(s.state, "unavailable");
   assert.equal(s.cursor, null);
+  assert.equal(s.error.code, "network");
 
   answer = (call) => call.reply(503, { error: { code: "unavailable", message: "db" } }, { "Retry-After": "9" });
   await until(clock, () => server.polls.length === 2);
