@@ -61,9 +61,15 @@
 //     history (the database was restored or promoted): treated as the server's reset (rule 7,
 //     cursor := just before that notice), then delivered.
 //     A new EventSource resumes with lastEventId=cursor, every poll with cursor=cursor. With
-//     no cursor, SSE starts live and poll starts with the server's head (the no-cursor poll
-//     answer). A poll answer's cursor only moves the cursor forward. The first poll request
-//     that carries a cursor uses timeout=1 so the poll transport "opens" quickly; later
+//     no cursor, both start from the server's head (the no-cursor poll answer, at once): SSE
+//     asks for it before it opens its EventSource (EventSource keeps the stream's opening id
+//     from page code), the head becomes the cursor at once (shared with other tabs), and the
+//     stream opens with lastEventId=head, so one that breaks before its first notice resumes
+//     there instead of live. If that request fails on the network the attempt fails (rule 5);
+//     429/503 wait Retry-After; 401 token_expired re-authorizes; any other answer (a proxy
+//     that only routes the stream) opens the stream live. A poll answer's cursor only moves
+//     the cursor forward. The first poll request that carries a cursor uses timeout=1 so the
+//     poll transport "opens" quickly; later
 //     polls use pollTimeout (20 s). An empty long-poll answer that comes back sooner than
 //     minPollInterval (1 s) delays the next poll by that much (no hot loop behind bad proxies).
 //  7. Reset (SSE `event: reset` or poll 410 code "reset"): cursor := the server's head, then
@@ -278,6 +284,7 @@ function clearCache(storage) {
 //   onNotice(obj)       a notice object (the core dedupes by seq)
 //   onReset(head)       the server reset the cursor to head
 //   onCursor(cursor)    the poll answer's cursor (moves the core cursor forward only)
+//   onHead(head)        SSE learnt the head before opening (the cursor, when it has none)
 //   onClose(info)       the transport ended by itself; info.kind is one of
 //                       "unclean" (costs a life), "clean", "throttle" ({retryAfter} ms),
 //                       "auth" (401 token_expired), "fatal" (permanent 4xx);
@@ -294,32 +301,100 @@ function parseJson(text) {
   }
 }
 
+// learnHead asks for the head (a long-poll without a cursor answers at once with it) and
+// returns {head} | {close: info} | {} (no head: open live as without fetch). The stream's
+// opening id is the same position, but EventSource keeps it from page code.
+async function learnHead(ctx, isDone, setAbort) {
+  const { env } = ctx;
+  const headers = { Accept: "application/json" };
+  if (ctx.token) headers.Authorization = "Bearer " + ctx.token;
+  const ctrl = env.AbortController ? new env.AbortController() : null;
+  setAbort(ctrl);
+  let timedOut = false;
+  const timer = env.setTimeout ? env.setTimeout(() => ((timedOut = true), ctrl && ctrl.abort()), (ctx.options.pollGrace || 10) * 1000) : null;
+  let res, body;
+  try {
+    res = await env.fetch(ctx.url + "/v1/poll?" + channelQuery(ctx.channels).join("&"), {
+      method: "GET",
+      headers,
+      cache: "no-store",
+      credentials: ctx.options.withCredentials ? "include" : "same-origin",
+      signal: ctrl ? ctrl.signal : undefined,
+    });
+    body = parseJson(await res.text());
+  } catch (e) {
+    if (isDone()) return {};
+    const error = timedOut ? { code: "timeout", message: "head request timed out" } : { code: "network", message: "head: " + String((e && e.message) || e) };
+    return { close: { kind: "unclean", error } };
+  } finally {
+    if (timer !== null) env.clearTimeout(timer);
+  }
+  const status = res.status;
+  const e = body && body.error && typeof body.error === "object" ? body.error : {};
+  const error = { status, code: e.code, message: e.message || "HTTP " + status };
+  if (status === 200 && body && parseId(body.cursor)) return { head: String(body.cursor) };
+  if (status === 429 || status === 503) {
+    const ra = res.headers && typeof res.headers.get === "function" ? res.headers.get("Retry-After") : null;
+    return { close: { kind: "throttle", status, code: e.code, error, retryAfter: parseRetryAfter(ra, env.now ? env.now() : Date.now()) } };
+  }
+  if (status === 401 && e.code === "token_expired") return { close: { kind: "auth", status, code: e.code, error } };
+  return {}; // e.g. a proxy that only routes the stream: open live, as before
+}
+
 export function makeSseTransport(ctx) {
+  const cur = ctx.cursor();
+  const st = { done: false };
+  let es = null;
+  let ctrl = null;
+  if ((cur === null || cur === undefined) && typeof ctx.env.fetch === "function") {
+    // No cursor: learn the head first and open from it, so a stream that breaks before its
+    // first notice resumes from there (rule 6) instead of starting live again.
+    learnHead(ctx, () => st.done, (c) => (ctrl = c)).then((r) => {
+      if (st.done) return;
+      if (r.close) {
+        st.done = true;
+        return ctx.onClose(r.close);
+      }
+      if (r.head && ctx.onHead) ctx.onHead(r.head);
+      if (!st.done) es = openEventSource(ctx, r.head || null, st);
+    }).catch((e) => {
+      if (!st.done) (st.done = true), ctx.onClose({ kind: "unclean", error: { code: "transport_error", message: String(e) } });
+    });
+  } else es = openEventSource(ctx, cur, st);
+  return {
+    close() {
+      st.done = true;
+      if (ctrl) ctrl.abort();
+      if (es) es.close();
+    },
+  };
+}
+
+// openEventSource opens the stream from cur (null: live); st.done silences it once closed.
+function openEventSource(ctx, cur, st) {
   const ES = ctx.env.EventSource;
   const q = channelQuery(ctx.channels);
   q.push("events=message");
-  const cur = ctx.cursor();
   if (cur !== null && cur !== undefined) q.push("lastEventId=" + encodeURIComponent(cur));
   if (ctx.token) q.push("token=" + encodeURIComponent(ctx.token));
   const es = new ES(ctx.url + "/v1/stream?" + q.join("&"), ctx.options.withCredentials ? { withCredentials: true } : undefined);
-  let done = false;
   es.onopen = () => {
-    if (!done) ctx.onOpen();
+    if (!st.done) ctx.onOpen();
   };
   es.onmessage = (ev) => {
-    if (done) return;
+    if (st.done) return;
     const obj = parseJson(ev.data);
     if (obj && typeof obj === "object") ctx.onNotice(obj);
   };
   es.addEventListener("reset", (ev) => {
-    if (done) return;
+    if (st.done) return;
     const obj = parseJson(ev.data);
     ctx.onReset(obj && obj.cursor !== undefined ? obj.cursor : null);
   });
   // herald's in-band 429/503 (any non-200 would be fatal to EventSource): come back after retryAfter.
   es.addEventListener("unavailable", (ev) => {
-    if (done) return;
-    done = true;
+    if (st.done) return;
+    st.done = true;
     es.close();
     const obj = parseJson(ev.data) || {};
     const e = obj.error && typeof obj.error === "object" ? obj.error : {};
@@ -335,28 +410,23 @@ export function makeSseTransport(ctx) {
   // The server took the grant back (token revoked, or the app's auth URL
   // now refuses): a permanent end, not a network drop, so no reconnect.
   es.addEventListener("revoked", (ev) => {
-    if (done) return;
-    done = true;
+    if (st.done) return;
+    st.done = true;
     es.close();
     const obj = parseJson(ev.data) || {};
     const error = { status: 403, code: obj.code || "revoked", message: obj.message || "access revoked by the server" };
     ctx.onClose({ kind: "fatal", status: 403, code: error.code, error });
   });
   es.onerror = () => {
-    if (done) return;
-    done = true;
+    if (st.done) return;
+    st.done = true;
     es.close(); // we reconnect ourselves, with a fresh cursor/token and the lives rules
     ctx.onClose({
       kind: "unclean",
       error: { code: "sse_error", message: "EventSource failed or the stream was closed" },
     });
   };
-  return {
-    close() {
-      done = true;
-      es.close();
-    },
-  };
+  return es;
 }
 makeSseTransport.isSupported = (env) => typeof env.EventSource === "function";
 
@@ -604,6 +674,14 @@ function createConnection(options, env, hooks) {
       },
       onCursor: (c) => {
         if (live()) advance(c);
+      },
+      // SSE learnt the head before opening: with no cursor yet, it becomes the cursor at once,
+      // so a stream that breaks before its first notice (or before it opened) resumes there.
+      onHead: (h) => {
+        if (!t.ended && cursor === null && parseId(h)) {
+          cursor = String(h);
+          hooks.onCursor && hooks.onCursor(cursor);
+        }
       },
       onClose: (info) => (t.probe && active !== t ? probeFailed(t, info || {}) : onTransportClose(t, info || {})),
     };

@@ -644,6 +644,7 @@ test("unclean close of an SSE stream that had a token: authorize() before reconn
     authorize: async () => "t" + ++n,
     storage: null,
     EventSource: FakeEventSource,
+    fetch: undefined, // no head request: the EventSource opens at once
     transports: { poll: null },
     now: clock.now,
     setTimeout: clock.setTimeout,

@@ -22,9 +22,9 @@ func TestHeraldJS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, node, "--test", "herald_test.mjs", "herald_reconnect_test.mjs").CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, "--test", "herald_test.mjs", "herald_reconnect_test.mjs", "herald_opening_test.mjs").CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test herald_test.mjs herald_reconnect_test.mjs: %v\n%s", err, out)
+		t.Fatalf("node --test herald_test.mjs herald_reconnect_test.mjs herald_opening_test.mjs: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
 }
