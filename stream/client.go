@@ -44,6 +44,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/r3labs/sse/v2"
@@ -91,6 +92,10 @@ type ClientOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	MaxEventSize           int         // largest event on the wire; default 1 MiB
 	Header                 http.Header // extra headers
+	// Dropped, when set, counts events the client dropped because their
+	// seq was not above its cursor (a replayed or out-of-order event: the
+	// handler never sees it). A correct server leaves it at 0.
+	Dropped *atomic.Int64
 }
 
 const (
@@ -377,7 +382,8 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		return false, nil, fmt.Errorf("stream: malformed event (sse id %q): %w", ev.ID, err)
 	}
 	if e.Seq <= s.last {
-		return false, nil, nil // replayed or out of order: already delivered
+		s.dropReplayed(e) // replayed or out of order: already delivered
+		return false, nil, nil
 	}
 	s.last = e.Seq
 	return true, s.handle(Message{Event: e}), nil
