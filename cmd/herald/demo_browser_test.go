@@ -189,7 +189,11 @@ func testDemoOutage(t *testing.T, browser context.Context) {
 	b.waitConn(t, "connected", "sse", 10*time.Second)
 	c := ok(app.Queue(ctx, 4))
 	b.waitBuild(t, c)
-	lastSeq := b.eval(t, `document.querySelector("#notices .notice[data-seq]").dataset.seq`).(string)
+	// The build row can show before its notice does (the page's initial
+	// load may fetch it first): wait for the notice itself.
+	notice := fmt.Sprintf(`document.querySelector('#notices .notice[data-seq][data-build-id="%d"]')`, c.Build)
+	b.poll(t, notice+` !== null`, 30*time.Second)
+	lastSeq := b.eval(t, notice+`.dataset.seq`).(string)
 
 	began := time.Now()
 	h.stop(t)
