@@ -71,14 +71,16 @@ func TestAuthURL(t *testing.T) {
 		{"timeout", func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
+			case <-time.After(time.Minute): // far past the auth timeout below
 			}
 		}, 503, "auth_unavailable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			app := &fakeApp{answer: c.answer}
-			env, _ := appEnv(t, app, time.Minute, 300*time.Millisecond)
+			// The auth call's timeout: generous, so the quick answers
+			// of a loaded machine are not taken for a timeout.
+			env, _ := appEnv(t, app, time.Minute, 3*time.Second)
 			for _, tr := range transports {
 				st, code := status(t, env.URL, tr.path(ch), withCookie("session="+tr.name))
 				if st != c.status || code != c.code {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/herald-dev/herald/store"
@@ -14,6 +16,10 @@ import (
 // FuzzDecodePublish: any POST /v1/events body either decodes into events
 // that each pass the database's own rules, or is refused with a 4xx
 // *Error or *store.InvalidError; never a panic, never half-valid events.
+// The events accepted are exactly the body's, in its order: each one's
+// channel, type (default "message") and data bytes (default {}) are read
+// from the body again by an independent walk of its JSON (bodyEvents), so
+// a decoder that drops, adds, reorders or alters events fails.
 func FuzzDecodePublish(f *testing.F) {
 	for _, seed := range []string{
 		`{"channel":"a","type":"t","data":{"x":1}}`,
@@ -24,6 +30,8 @@ func FuzzDecodePublish(f *testing.F) {
 		`{"channel":"a","data":"x"}`,
 		`{"channel":"a","type":"a\nb","data":{}}`,
 		`[]`, ``, `null`, `{`, `[{"channel":1}]`, `{"events":null,"channel":"a"}`,
+		`{"events":[{"channel":"a","data":{"x":1}},{"channel":"b","type":"t","data":{"y":2}}]}`,
+		`{"Channel":"a","data":{},"channel":"b","TYPE":"u"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -60,5 +68,113 @@ func FuzzDecodePublish(f *testing.F) {
 				t.Fatalf("accepted data that is not a JSON object: %q", e.Data)
 			}
 		}
+		want, err := bodyEvents(body)
+		if err != nil {
+			t.Fatalf("accepted %q, which the oracle cannot read: %v", body, err)
+		}
+		if len(want) != len(events) {
+			t.Fatalf("accepted %d events from %q, the body has %d", len(events), body, len(want))
+		}
+		for i, e := range events {
+			w := want[i]
+			if e.Channel != w.Channel || e.Type != w.Type || !bytes.Equal(e.Data, w.Data) {
+				t.Fatalf("event %d accepted as %q %q %s; the body says %q %q %s (body %q)",
+					i, e.Channel, e.Type, e.Data, w.Channel, w.Type, w.Data, body)
+			}
+		}
 	})
+}
+
+// bodyEvents reads the events of a publish body without decodePublish's
+// types: an array of event objects, an object with a non-null "events"
+// array, or one event object. Keys match as encoding/json matches them
+// (case-insensitively, the last one wins); a missing or empty type is
+// "message", missing data is {}.
+func bodyEvents(body []byte) ([]store.NewEvent, error) {
+	body = bytes.TrimSpace(body)
+	var list []json.RawMessage
+	if len(body) > 0 && body[0] == '[' {
+		if err := json.Unmarshal(body, &list); err != nil {
+			return nil, err
+		}
+	} else {
+		fields, err := objectFields(body)
+		if err != nil {
+			return nil, err
+		}
+		if ev, ok := lastField(fields, "events"); ok && string(ev) != "null" {
+			if err := json.Unmarshal(ev, &list); err != nil {
+				return nil, err
+			}
+		} else {
+			list = []json.RawMessage{body}
+		}
+	}
+	out := make([]store.NewEvent, len(list))
+	for i, raw := range list {
+		fields, err := objectFields(raw)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		e := store.NewEvent{Type: "message", Data: json.RawMessage("{}")}
+		if v, ok := lastField(fields, "channel"); ok {
+			if err := json.Unmarshal(v, &e.Channel); err != nil {
+				return nil, err
+			}
+		}
+		if v, ok := lastField(fields, "type"); ok {
+			var typ string
+			if err := json.Unmarshal(v, &typ); err != nil {
+				return nil, err
+			}
+			if typ != "" {
+				e.Type = typ
+			}
+		}
+		if v, ok := lastField(fields, "data"); ok {
+			e.Data = v
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+type jsonField struct {
+	key   string
+	value json.RawMessage
+}
+
+// objectFields lists a JSON object's members in document order.
+func objectFields(b []byte) ([]jsonField, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not an object: %q", b)
+	}
+	var out []jsonField
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, jsonField{tok.(string), v})
+	}
+	return out, nil
+}
+
+// lastField is the value of the last member whose key is name, matched as
+// encoding/json matches a struct field's key: exactly, or else
+// case-insensitively.
+func lastField(fields []jsonField, name string) (json.RawMessage, bool) {
+	var v json.RawMessage
+	found := false
+	for _, f := range fields {
+		if strings.EqualFold(f.key, name) {
+			v, found = f.value, true
+		}
+	}
+	return v, found
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/herald-dev/herald/store"
 )
 
+// atOnce bounds an answer that must not wait: over 10x what one request
+// takes even on a loaded 2-core -race run, and below the timeout (25 s
+// or more) of every poll held to it, so passing proves the poll answered
+// without waiting for events or its timeout. Speeds are herald bench's.
+const atOnce = 15 * time.Second
+
 // A poll whose cursor has events after it answers at once with exactly
 // those events on its channels, in order, and a cursor that covers them.
 func TestPollReturnsPendingEventsAtOnce(t *testing.T) {
@@ -66,8 +72,8 @@ func TestPollReturnsPendingEventsAtOnce(t *testing.T) {
 			if slices.Equal(tc.channels, []string{"a", "b", "c"}) && a.Cursor != last {
 				t.Fatalf("cursor %d, want %d (the last returned)", a.Cursor, last)
 			}
-			if took > time.Second {
-				t.Fatalf("answered after %v, want at once", took)
+			if took > atOnce { // the poll asked for 30 s
+				t.Fatalf("answered after %v, want at once (not at its 30 s timeout)", took)
 			}
 		})
 	}
@@ -141,20 +147,25 @@ func TestPollBatchLimit(t *testing.T) {
 	}
 }
 
-// A waiting poll answers with an event that arrives 200 ms later within
-// 50 ms of its commit (median of 7 rounds).
-func TestPollWakesWithinFiftyMilliseconds(t *testing.T) {
+// A waiting poll is woken by the commit of an event that arrives 200 ms
+// into its wait, and answers with exactly that event (7 rounds). The feed
+// re-reads the log only every 10 minutes here and the polls ask for 25 s,
+// so an answer within atOnce can only have come from the commit's
+// notification waking the poll: that is what the bound proves. The
+// commit-to-answer latency is logged for information; its target is
+// herald bench's (the longpoll scenario), not this test's.
+func TestPollWakesOnCommit(t *testing.T) {
 	const rounds = 7
-	env := start(t, apitest.Options{})
+	env := start(t, apitest.Options{Feed: store.FeedOptions{Poll: 10 * time.Minute}})
 	c := newClient(t, 2)
 	insertOne(t, env, "warm", `{}`) // first-use costs out of the way
 	var lat []time.Duration
 	for i := range rounds {
 		// A random pause between rounds, so the rounds do not fall into
-		// step with the sequencer's cycle and the latency is a fair sample.
+		// step with the sequencer's cycle.
 		<-time.After(rand.N(100 * time.Millisecond))
 		head := env.Feed.Head()
-		res := startPolls(context.Background(), c, 1, pollURL(env.URL, []string{"live"}, itoa(head), "10"))
+		res := startPolls(context.Background(), c, 1, pollURL(env.URL, []string{"live"}, itoa(head), "25"))
 		waitParked(t, env, 1, 10*time.Second)
 		<-time.After(200 * time.Millisecond) // the event comes 200 ms into the wait
 		select {
@@ -164,20 +175,16 @@ func TestPollWakesWithinFiftyMilliseconds(t *testing.T) {
 		}
 		env.Insert(t, "live", "test", `{"round": 1}`)
 		committed := time.Now()
-		a := collect(t, res, 1, 10*time.Second)[0]
+		a := collect(t, res, 1, atOnce)[0]
 		if a.Status != http.StatusOK || len(a.Events) != 1 || a.Events[0].Seq != head+1 || a.Cursor != head+1 {
 			t.Fatalf("round %d: answer %d %s, want the one event %d", i, a.Status, a.Body, head+1)
 		}
-		lat = append(lat, max(a.At.Sub(committed), 0))
+		lat = append(lat, a.At.Sub(committed))
 		env.WaitHead(t, head+1, 10*time.Second)
 	}
 	sorted := slices.Clone(lat)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	median := sorted[len(sorted)/2]
-	t.Logf("commit-to-answer latency: median %v, min %v, max %v, all %v", median, sorted[0], sorted[len(sorted)-1], lat)
-	if median > 50*time.Millisecond {
-		t.Fatalf("median commit-to-answer latency %v, want <= 50ms (all %v)", median, lat)
-	}
+	t.Logf("commit-to-answer latency (information only): median %v, min %v, max %v, all %v", sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1], lat)
 }
 
 // A poll with nothing to hand out answers at its timeout, empty, with the
@@ -216,8 +223,10 @@ func TestPollTimesOut(t *testing.T) {
 			if skipped := logSeqs(t, env, []string{"mine"}, cursor); len(skipped) > 0 && skipped[0] <= a.Cursor {
 				t.Fatalf("cursor %d skips event %d", a.Cursor, skipped[0])
 			}
-			if took < 950*time.Millisecond || took > 3*time.Second {
-				t.Fatalf("answered after %v, want about 1s", took)
+			// At least its 1 s timeout (it waited); at most 10x that
+			// (it answered at its timeout, not at the server's maximum).
+			if took < 950*time.Millisecond || took > 10*time.Second {
+				t.Fatalf("answered after %v, want at its 1s timeout", took)
 			}
 			t.Logf("timed out after %v with cursor %d (given %d, head %d)", took, a.Cursor, cursor, head)
 		})
@@ -247,7 +256,9 @@ func TestPollWithoutCursorAnswersHead(t *testing.T) {
 			}
 			began := time.Now()
 			a := mustPoll(t, c, pollURL(env.URL, []string{"a", "b"}, "", tc.timeout))
-			if took := time.Since(began); took > 500*time.Millisecond {
+			// atOnce proves no wait for the 25 s and default (20 s)
+			// timeouts; the timeout-1 case checks the answer only.
+			if took := time.Since(began); took > atOnce {
 				t.Fatalf("answered after %v, want at once", took)
 			}
 			if len(a.Events) != 0 || a.Cursor != head {

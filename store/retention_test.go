@@ -69,10 +69,18 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("state %+v, want head 100 floor 76", st)
 	}
 	var rows, parts int
-	pool.QueryRow(ctx, `SELECT count(*), min(seq) FROM herald.event_log`).Scan(&rows, new(int64))
-	pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'herald.event_log'::regclass`).Scan(&parts)
-	if rows != 25 {
-		t.Fatalf("%d rows retained, want 25", rows)
+	var minSeq int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), min(seq) FROM herald.event_log`).Scan(&rows, &minSeq); err != nil {
+		t.Fatalf("count retained rows: %v", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'herald.event_log'::regclass`).Scan(&parts); err != nil {
+		t.Fatalf("count partitions: %v", err)
+	}
+	if rows != 25 || minSeq != 76 {
+		t.Fatalf("%d rows retained from seq %d, want 25 from 76", rows, minSeq)
+	}
+	if parts == 0 {
+		t.Fatal("no partitions left: the retained rows must live in some")
 	}
 	// [1,11) … [61,71) dropped; [71,81) … [101,111) (and a spare) remain.
 	if parts > 6 {

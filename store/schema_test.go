@@ -79,14 +79,18 @@ func TestMigrateDownAndUp(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	var exists bool
-	conn.QueryRow(ctx, `SELECT to_regclass('herald.events') IS NOT NULL`).Scan(&exists)
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('herald.events') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatalf("look up herald.events after down: %v", err)
+	}
 	if exists {
 		t.Fatal("herald.events still exists after down")
 	}
 	if v, err = store.Migrate(ctx, url, store.MigrateUp, 0); err != nil || v != migrations.Latest {
 		t.Fatalf("up again: %d, %v", v, err)
 	}
-	conn.QueryRow(ctx, `SELECT to_regclass('herald.events') IS NOT NULL`).Scan(&exists)
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('herald.events') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatalf("look up herald.events after up: %v", err)
+	}
 	if !exists {
 		t.Fatal("herald.events missing after up")
 	}

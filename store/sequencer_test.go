@@ -30,7 +30,9 @@ func TestConcurrentWritersExactlyOnceInOrder(t *testing.T) {
 	}
 	// And the log itself holds nothing else.
 	var count, maxSeq int64
-	pool.QueryRow(ctx, `SELECT count(*), coalesce(max(seq),0) FROM herald.event_log`).Scan(&count, &maxSeq)
+	if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(max(seq),0) FROM herald.event_log`).Scan(&count, &maxSeq); err != nil {
+		t.Fatalf("count event_log: %v", err)
+	}
 	if count != int64(len(committed)) || maxSeq != count {
 		t.Fatalf("event_log has %d rows, max seq %d; want %d dense", count, maxSeq, len(committed))
 	}

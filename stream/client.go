@@ -44,6 +44,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/r3labs/sse/v2"
@@ -92,6 +93,10 @@ type ClientOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	MaxEventSize           int         // largest event on the wire; default 1 MiB
 	Header                 http.Header // extra headers
+	// Dropped, when set, counts events the client dropped because their
+	// seq was not above its cursor (a replayed or out-of-order event: the
+	// handler never sees it). A correct server leaves it at 0.
+	Dropped *atomic.Int64
 }
 
 const (
@@ -400,7 +405,8 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		}
 	}
 	if e.Seq <= s.last.Seq {
-		return false, nil, nil // replayed or out of order: already delivered
+		s.dropReplayed(e) // replayed or out of order: already delivered
+		return false, nil, nil
 	}
 	s.last = e.Cursor()
 	return true, s.handle(Message{Event: e}), nil

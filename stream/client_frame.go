@@ -25,6 +25,7 @@ type frameReader struct {
 	ready     int    // buf[:ready] ends on an event boundary
 	lineEmpty bool   // nothing seen yet on the current line
 	prevCR    bool   // last byte was CR: a following LF belongs to it
+	tooBig    bool   // an event completed in a chunk was over max: scan stopped before it
 	err       error  // from body, returned once buf[:ready] is drained
 	chunk     []byte
 }
@@ -44,10 +45,10 @@ func (f *frameReader) Read(p []byte) (int, error) {
 		n, err := f.body.Read(f.chunk)
 		f.scan(f.chunk[:n])
 		switch {
+		case f.tooBig || len(f.buf)-f.ready > f.max:
+			f.err = fmt.Errorf("stream: event larger than MaxEventSize (%d bytes)", f.max)
 		case err != nil:
 			f.err = err
-		case len(f.buf)-f.ready > f.max:
-			f.err = fmt.Errorf("stream: event larger than MaxEventSize (%d bytes)", f.max)
 		}
 	}
 	n := copy(p, f.buf[:f.ready])
@@ -57,9 +58,11 @@ func (f *frameReader) Read(p []byte) (int, error) {
 }
 
 // scan appends chunk to buf with line endings normalised to LF and moves
-// ready past every blank line.
+// ready past every blank line. An event over max (its bytes up to and
+// including the blank line that ends it) is not made ready, even when it
+// completes within this chunk: scan sets tooBig and stops.
 func (f *frameReader) scan(chunk []byte) {
-	for len(chunk) > 0 {
+	for len(chunk) > 0 && !f.tooBig {
 		if f.prevCR {
 			f.prevCR = false
 			if chunk[0] == '\n' { // second half of CRLF, already emitted
@@ -79,6 +82,10 @@ func (f *frameReader) scan(chunk []byte) {
 		}
 		f.buf = append(f.buf, '\n')
 		if f.lineEmpty {
+			if len(f.buf)-f.ready > f.max {
+				f.tooBig = true
+				return
+			}
 			f.ready = len(f.buf)
 		}
 		f.lineEmpty = true

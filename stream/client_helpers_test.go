@@ -63,7 +63,7 @@ func (fs *fakeServer) nextReq(t *testing.T) reqInfo {
 	select {
 	case r := <-fs.reqs:
 		return r
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a deadline for a condition, not a speed
 		t.Fatal("timed out waiting for a request")
 		return reqInfo{}
 	}
@@ -140,7 +140,7 @@ func startClient(t *testing.T, srv *fakeServer, from int64, opts ClientOptions) 
 		cancel()
 		select {
 		case <-r.done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second): // a deadline for a condition, not a speed
 			t.Error("Subscribe did not return after cancel")
 		}
 	})
@@ -159,7 +159,7 @@ func (r *clientRun) next(t *testing.T) Message {
 		default:
 		}
 		t.Fatalf("Subscribe returned early: %v", r.err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a deadline for a condition, not a speed
 		t.Fatal("timed out waiting for a message")
 	}
 	return Message{}

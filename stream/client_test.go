@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,7 +180,7 @@ func TestClientRetriesForever(t *testing.T) {
 }
 
 // The client never delivers a seq twice or goes backwards, whatever the
-// server replays.
+// server replays, and counts what it dropped in ClientOptions.Dropped.
 func TestClientDropsReplayedEvents(t *testing.T) {
 	srv := newFakeServer(t,
 		func(w http.ResponseWriter, r *http.Request) { startStream(w); send(w, frames(1, 2, 3)) },
@@ -188,11 +189,19 @@ func TestClientDropsReplayedEvents(t *testing.T) {
 			send(w, frames(2, 3, 4, 3, 5))
 			<-r.Context().Done()
 		})
-	c := startClient(t, srv, 0, fastOpts())
+	opts := fastOpts()
+	var dropped atomic.Int64
+	opts.Dropped = &dropped
+	c := startClient(t, srv, 0, opts)
 	c.expectSeqs(t, 1, 2, 3, 4, 5)
 	srv.nextReq(t)
 	if req := srv.nextReq(t); req.lastEventID != "3" {
 		t.Errorf("Last-Event-ID = %q, want 3", req.lastEventID)
+	}
+	// 2, 3 (replayed after the reconnect) and the second 3: all counted
+	// before 5 was delivered.
+	if n := dropped.Load(); n != 3 {
+		t.Errorf("Dropped = %d, want 3 (2, 3 and 3 again)", n)
 	}
 }
 
@@ -231,7 +240,9 @@ func TestClientCancelDuringBackoff(t *testing.T) {
 			c.nextState(t, tc.state)
 			srv.nextReq(t)
 			c.cancel()
-			if err := c.wait(t, time.Second); !errors.Is(err, context.Canceled) {
+			// The backoff is an hour: returning within 10 s (a cancel takes
+			// milliseconds) proves the wait ended on cancel.
+			if err := c.wait(t, 10*time.Second); !errors.Is(err, context.Canceled) {
 				t.Errorf("Subscribe returned %v, want context.Canceled", err)
 			}
 		})

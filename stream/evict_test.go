@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
@@ -160,11 +161,13 @@ func (b *busyWriter) run(t testing.TB, env *apitest.Env, channel string, stop <-
 }
 
 // A subscriber that stops reading is evicted and its connection ends, while
-// the other subscribers of the same busy channel get every event promptly.
+// the other subscribers of the same busy channel get every event promptly:
+// not held up by the slow one's blocked write, which could last its
+// one-minute WriteTimeout.
 func TestStreamEvictsSlowConsumer(t *testing.T) {
 	evicted := make(chan struct{})
 	var once sync.Once
-	env := apitest.Start(t, apitest.Options{Feed: store.FeedOptions{
+	env := apitest.Start(t, apitest.Options{API: api.Config{WriteTimeout: time.Minute}, Feed: store.FeedOptions{
 		MaxPending: 512,
 		// A stalled subscriber is evicted once its overflow has waited this
 		// long while events keep coming (default 2 s).
@@ -247,7 +250,12 @@ func TestStreamEvictsSlowConsumer(t *testing.T) {
 	slices.Sort(lat)
 	p50, p99, worst := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 	t.Logf("commit→receive latency of the others: p50 %v, p99 %v, max %v", p50, p99, worst)
-	if p99 > time.Second {
+	// Held up by the slow one, the others would wait out its blocked
+	// write (the one-minute WriteTimeout). Well under a second is expected
+	// (herald bench measures latency); 10 s is over 10x that on a loaded
+	// -race run and far below the minute: the bound proves "not held up",
+	// not a speed.
+	if p99 > 10*time.Second {
 		t.Errorf("p99 latency %v of the other subscribers: the slow one held them up", p99)
 	}
 }

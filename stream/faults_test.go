@@ -76,6 +76,7 @@ func TestLongTransactionsAndBigBatches(t *testing.T) {
 	}
 	all := c.waitEvents(t, len(want), time.Minute)
 	pgtest.CheckExactlyOnce(t, all, want)
+	c.checkNoneDropped(t) // nothing replayed that the client hid
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := c.states[stream.StateDisconnected]; n != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,10 @@ type goClient struct {
 	states map[string]int
 	errs   []error // Err of every disconnected state
 	change chan struct{}
+	// dropped counts events the client dropped as already delivered: the
+	// handler's exactly-once would hide a server that sends a seq twice,
+	// so every test through subscribeGo fails unless it stays 0.
+	dropped atomic.Int64
 
 	done   chan struct{} // closed when Subscribe returned; err is then set
 	err    error
@@ -32,6 +37,9 @@ func subscribeGo(t testing.TB, base string, channels []string, from int64, opts 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &goClient{states: map[string]int{}, change: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
+	if opts.Dropped == nil {
+		opts.Dropped = &c.dropped
+	}
 	go func() {
 		defer close(c.done)
 		c.err = stream.Subscribe(ctx, base, channels, store.Cursor{Seq: from}, c.handle, opts)
@@ -43,8 +51,20 @@ func subscribeGo(t testing.TB, base string, channels []string, from int64, opts 
 		case <-time.After(wait):
 			t.Errorf("Subscribe did not return within %v of cancel", wait)
 		}
+		if n := opts.Dropped.Load(); n != 0 {
+			t.Errorf("the server sent %d events the client had already delivered (dropped by the client)", n)
+		}
 	})
 	return c
+}
+
+// checkNoneDropped fails t if the client dropped any event as already
+// delivered: the server sent a seq twice (or out of order).
+func (c *goClient) checkNoneDropped(t testing.TB) {
+	t.Helper()
+	if n := c.dropped.Load(); n != 0 {
+		t.Fatalf("the server sent %d events the client had already delivered (dropped by the client)", n)
+	}
 }
 
 func (c *goClient) handle(m stream.Message) error {

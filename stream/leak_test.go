@@ -145,9 +145,14 @@ func settledGoroutines(t testing.TB) int {
 	return n
 }
 
-// Drain (graceful shutdown) ends every open stream promptly and cleanly,
-// each having been told when to come back.
+// Drain (graceful shutdown) ends every open stream cleanly, each having
+// been told when to come back. The streams are idle and nothing else ends
+// an idle stream (no max lifetime; heartbeats keep it open), so each one
+// ending within drainBound is Drain's doing: that is what the bound
+// proves. A drain of 100 streams takes well under a second on an idle
+// machine; drainBound is over 10x that on a loaded 2-core -race run.
 func TestStreamDrainEndsOpenStreams(t *testing.T) {
+	const drainBound = 30 * time.Second
 	const n = 100
 	env := apitest.Start(t, apitest.Options{})
 	client := newRawClient(t)
@@ -163,8 +168,8 @@ func TestStreamDrainEndsOpenStreams(t *testing.T) {
 		wg.Go(func() {
 			select {
 			case <-s.done:
-			case <-time.After(2*time.Second - time.Since(start)):
-				t.Errorf("stream %d still open 2s after Drain", i)
+			case <-time.After(drainBound - time.Since(start)):
+				t.Errorf("stream %d still open %v after Drain", i, drainBound)
 			}
 		})
 	}
@@ -172,7 +177,7 @@ func TestStreamDrainEndsOpenStreams(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("%d streams ended %v after Drain", n, took.Round(time.Millisecond))
 	for i, s := range streams {
-		frames, err := s.ended(t, time.Second)
+		frames, err := s.ended(t, 10*time.Second) // it has ended: this only collects
 		if err != io.EOF {
 			t.Errorf("stream %d ended with %v, want a clean end", i, err)
 		}

@@ -40,6 +40,9 @@ func (b *bench) deliver(ctx context.Context, perChannel bool) ([]benchResult, er
 		if m["lost"] > 0 {
 			res.Notes = append(res.Notes, fmt.Sprintf("run %d: %.0f of %.0f deliveries missing at the cap", run, m["lost"], m["expected"]))
 		}
+		if m["duplicate"] > 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("run %d: %.0f duplicate deliveries", run, m["duplicate"]))
+		}
 		benchSleep(ctx, 300*time.Millisecond) // let the last run's stragglers pass
 	}
 	if d := countDisconnected(subs); d > 0 {
@@ -62,6 +65,8 @@ func (b *bench) deliverRun(ctx context.Context, subs []*benchSub, chans []string
 		deadline: capAt.Add(-min(5*time.Second, b.cfg.duration/4))}
 	offset := int(run) * 7919 // each run's events go to other channels first
 	plan.channel = func(i int) string { return chans[(i+offset)%len(chans)] }
+	pub := newPublishedSet()
+	plan.published = pub.mark
 	w := b.openWindow()
 	pubDone := make(chan *pubResult, 1)
 	go func() { pubDone <- b.publishPaced(ctx, plan) }()
@@ -87,11 +92,14 @@ wait:
 	}
 	m := benchMetrics{}
 	var lat []int64
-	var got, last int64
-	for _, s := range subs {
-		l, n := s.take()
-		lat = append(lat, l...)
-		got += n
+	var got, last, dup int64
+	tallies := make([]runTally, len(subs))
+	for k, s := range subs {
+		r := s.takeRun()
+		tallies[k] = r
+		lat = append(lat, r.lat...)
+		got += r.count
+		dup += r.dup
 		last = max(last, s.last.Load())
 	}
 	b.closeWindow(w, m, got)
@@ -105,7 +113,13 @@ wait:
 	m["events"] = float64(pr.published.Load())
 	m["deliveries"] = float64(got)
 	m["expected"] = float64(expected)
-	m["lost"] = float64(max(expected-got, 0))
+	var missing int64 // publishing is over: every published event is marked
+	for k, r := range tallies {
+		// Subscriber k reads chans[k%len(chans)] (see deliver).
+		missing += pub.missing(r.seen, func(i int) bool { return plan.channel(i) == chans[k%len(chans)] })
+	}
+	m["lost"] = float64(missing)
+	m["duplicate"] = float64(dup)
 	if n := pr.failed.Load(); n > 0 {
 		m["publish_errors"] = float64(n)
 		b.progress("run %d: %d publishes failed, first: %v", run, n, pr.err())

@@ -48,6 +48,9 @@ func (b *bench) longpoll(ctx context.Context) ([]benchResult, error) {
 		if m["lost"] > 0 {
 			res.Notes = append(res.Notes, fmt.Sprintf("run %d: %.0f of %.0f deliveries missing at the cap", run, m["lost"], m["expected"]))
 		}
+		if m["duplicate"] > 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("run %d: %.0f duplicate deliveries", run, m["duplicate"]))
+		}
 	}
 	return []benchResult{res}, ctx.Err()
 }
@@ -81,6 +84,8 @@ func (b *bench) longpollRun(ctx context.Context, client *http.Client, run int64)
 	capAt := start.Add(b.cfg.duration)
 	plan := pubPlan{events: b.cfg.events, rate: b.cfg.rate, writers: b.cfg.writers[0], run: run,
 		deadline: capAt.Add(-min(5*time.Second, b.cfg.duration/4)), channel: func(int) string { return channel }}
+	pub := newPublishedSet()
+	plan.published = pub.mark
 	req0 := requests.Load()
 	w := b.openWindow()
 	pr := b.publishPaced(ctx, plan)
@@ -97,18 +102,21 @@ func (b *bench) longpollRun(ctx context.Context, client *http.Client, run int64)
 	}
 	m := benchMetrics{}
 	var lat []int64
-	var got, last int64
+	var got, last, missing, dup int64
 	for _, r := range recs {
-		l, n := r.take()
-		lat = append(lat, l...)
-		got += n
+		t := r.takeRun()
+		lat = append(lat, t.lat...)
+		got += t.count
+		dup += t.dup
+		missing += pub.missing(t.seen, func(int) bool { return true }) // all on one channel
 		last = max(last, r.last.Load())
 	}
 	b.closeWindow(w, m, got)
 	m["events"] = float64(pr.published.Load())
 	m["deliveries"] = float64(got)
 	m["expected"] = float64(expected)
-	m["lost"] = float64(max(expected-got, 0))
+	m["lost"] = float64(missing)
+	m["duplicate"] = float64(dup)
 	m["requests"] = float64(requests.Load() - req0)
 	m["poll_errors"] = float64(errs.Load())
 	if last > start.UnixNano() {

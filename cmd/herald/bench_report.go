@@ -21,6 +21,7 @@ var reportMetrics = map[string][][2]string{
 		{"lat_p99_ms", "latency p99 ms"},
 		{"deliveries_per_s", "deliveries/s (higher is better)"},
 		{"lost", "deliveries missing"},
+		{"duplicate", "duplicate deliveries"},
 	},
 	"idle": {
 		{"rss_kib_per_conn", "RSS KiB / connection"},
@@ -57,6 +58,9 @@ var reportMetrics = map[string][][2]string{
 		{"commit_feed_p99_ms", "commit→feed p99 ms"},
 		{"publish_feed_p99_ms", "INSERT start→feed p99 ms"},
 		{"publish_per_s", "events/s achieved"},
+		{"commit_feed_negative", "commit→feed samples below 0 (seen before Append returned)"},
+		{"lost", "events missing"},
+		{"duplicate", "duplicate deliveries"},
 	},
 }
 

@@ -14,7 +14,9 @@ type recorder struct {
 	run *atomic.Int64 // the bench's current run: other runs' events are ignored
 
 	mu    sync.Mutex
-	lat   []int64 // nanoseconds from the publishing call's start
+	lat   []int64        // nanoseconds from the publishing call's start
+	seen  map[int64]bool // n of the run's events delivered (bench_identity.go)
+	dup   int64          // deliveries of an n already delivered
 	count atomic.Int64
 	last  atomic.Int64 // unix nanoseconds of the latest receipt
 }
@@ -25,10 +27,15 @@ func (s *recorder) record(data []byte) {
 	if r, _ := jsonInt(data, "r"); r != s.run.Load() {
 		return
 	}
-	if t, ok := jsonInt(data, "t"); ok {
-		s.mu.Lock()
+	n, _ := jsonInt(data, "n")
+	s.mu.Lock()
+	first := s.firstDelivery(n)
+	if t, ok := jsonInt(data, "t"); ok && first {
 		s.lat = append(s.lat, now-t)
-		s.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if !first {
+		return // a duplicate: counted apart, not a delivery
 	}
 	s.count.Add(1)
 	s.last.Store(now)
@@ -36,11 +43,8 @@ func (s *recorder) record(data []byte) {
 
 // take returns and resets the run's latencies and count.
 func (s *recorder) take() ([]int64, int64) {
-	s.mu.Lock()
-	lat := s.lat
-	s.lat = nil
-	s.mu.Unlock()
-	return lat, s.count.Swap(0)
+	t := s.takeRun()
+	return t.lat, t.count
 }
 
 // benchSub is one lean SSE subscriber.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -133,10 +134,13 @@ func TestBenchSSERead(t *testing.T) {
 
 // TestBenchFanoutEndToEnd runs `herald bench fanout` with 5 subscribers
 // and 10 events against a real herald, and the report over its JSON.
+// herald runs as its own process, so the server CPU the bench measures is
+// herald's alone, not the load generator's (this test process): the bench
+// must have measured the child's pid and not this one.
 func TestBenchFanoutEndToEnd(t *testing.T) {
 	dbURL := pgtest.URL(t)
-	srv := start(t, []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, env("DATABASE_URL", dbURL))
-	base := srv.serveURL(t, 30*time.Second)
+	srv := startProc(t, []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, "DATABASE_URL="+dbURL)
+	base := srv.URL
 	waitReady(t, base, 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -148,6 +152,17 @@ func TestBenchFanoutEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
+	// "herald bench: herald server processes [PID ...]"
+	measured := ""
+	for _, l := range strings.Split(errb.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "herald bench: herald server processes "); ok {
+			measured = rest
+		}
+	}
+	if want := fmt.Sprintf("[%d]", srv.cmd.Process.Pid); measured != want {
+		t.Fatalf("bench measured server processes %q, want herald's own process %s (this test is %d); log:\n%s",
+			measured, want, os.Getpid(), errb.String())
+	}
 	var rs []benchResult
 	if err := json.Unmarshal(out.Bytes(), &rs); err != nil || len(rs) != 1 {
 		t.Fatalf("output %s: %v", out.String(), err)
@@ -157,14 +172,17 @@ func TestBenchFanoutEndToEnd(t *testing.T) {
 		t.Fatalf("%d runs, want 3", len(r.Runs))
 	}
 	for i, m := range r.Runs {
-		if m["deliveries"] != 50 || m["expected"] != 50 || m["lost"] != 0 || m["events"] != 10 {
-			t.Errorf("run %d: %v; want 10 events, 50 deliveries, none lost", i+1, m)
+		if m["deliveries"] != 50 || m["expected"] != 50 || m["lost"] != 0 || m["duplicate"] != 0 || m["events"] != 10 {
+			t.Errorf("run %d: %v; want 10 events, 50 deliveries, none lost or duplicated", i+1, m)
 		}
 		if !(m["lat_p50_ms"] > 0 && m["lat_p50_ms"] <= m["lat_p99_ms"] && m["lat_p99_ms"] <= m["lat_max_ms"]) {
 			t.Errorf("run %d: latencies out of order: %v", i+1, m)
 		}
 		if _, ok := m["server_cpu_ms_per_1k"]; !ok {
 			t.Errorf("run %d: no server CPU figure", i+1)
+		}
+		if _, ok := m["duplicate"]; !ok {
+			t.Errorf("run %d: no duplicate count", i+1)
 		}
 	}
 	if s := r.Summary["deliveries"]; s.Median != 50 {

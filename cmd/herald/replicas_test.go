@@ -109,8 +109,9 @@ func TestReplicasLoseNothing(t *testing.T) {
 	defer cancel()
 	var total atomic.Int64 // events received by all clients together
 	type result struct {
-		events []*store.Event
-		err    error
+		events  []*store.Event
+		err     error
+		dropped atomic.Int64 // Go clients: events dropped as already delivered
 	}
 	const goClients, pollClients = 10, 4
 	results := make([]*result, goClients+pollClients)
@@ -136,7 +137,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 				default:
 				}
 				return nil
-			}, stream.ClientOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+			}, stream.ClientOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Dropped: &r.dropped})
 			if !errors.Is(err, context.Canceled) {
 				r.err = err
 			}
@@ -170,17 +171,35 @@ func TestReplicasLoseNothing(t *testing.T) {
 					time.Sleep(50 * time.Millisecond) // a replica is down: retry like a real client
 					continue
 				}
-				for _, id := range ans.ids {
-					r.events = append(r.events, &store.Event{Seq: id})
-				}
-				total.Add(int64(len(ans.ids)))
+				r.events = append(r.events, ans.events...)
+				total.Add(int64(len(ans.events)))
 				cursor = ans.cursor
 			}
 		}()
 	}
 
-	committed := make(chan map[string]bool, 1)
-	go func() { committed <- pgtest.WriteLoad(t, ctx, pool, 8, 120, channels) }()
+	// The writers run in their own goroutine, where t.Fatal must not be
+	// called: their error comes back on committed and fails the test
+	// there; until then the head checks below fail (not hang) if writes
+	// stop, and say why.
+	type load struct {
+		want map[string]bool
+		err  error
+	}
+	committed := make(chan load, 1)
+	go func() {
+		want, err := pgtest.WriteLoadErr(ctx, pool, 8, 120, channels)
+		committed <- load{want, err}
+	}()
+	defer func() {
+		select {
+		case l := <-committed:
+			if l.err != nil {
+				t.Errorf("writers: %v", l.err)
+			}
+		default:
+		}
+	}()
 
 	// Bounce clients between replicas while writes run.
 	waitMetric(t, a.URL, "herald_log_head", 200)
@@ -188,25 +207,30 @@ func TestReplicasLoseNothing(t *testing.T) {
 	waitMetric(t, a.URL, "herald_log_head", 400)
 	lb.drop()
 
-	// Kill the leader; the other must take over within seconds.
-	l, _ := leader(t, 10*time.Second, a, b)
+	// Kill the leader; the other must take over by itself. A standby
+	// retries the leader lock every second, so ~1 s is expected; the 30 s
+	// bound (generous for a loaded -race machine) proves a takeover with
+	// no restart and no operator, not a speed (herald bench measures none
+	// of this either: see docs/FAULTS.md for the measured figure).
+	l, _ := leader(t, 30*time.Second, a, b)
 	survivor := a
 	if l == a {
 		survivor = b
 	}
 	lb.set(survivor.URL)
 	l.signal(t, syscall.SIGKILL, 10*time.Second)
-	_, took := leader(t, 10*time.Second, survivor)
+	_, took := leader(t, 30*time.Second, survivor)
 	t.Logf("leadership moved %v after SIGKILL", took)
-	if took > 5*time.Second {
-		t.Fatalf("leadership took %v to move", took)
-	}
 	// Restart the killed one and spread clients over both again.
 	c := startProc(t, args, "DATABASE_URL="+dbURL)
 	lb.set(survivor.URL, c.URL)
 	lb.drop()
 
-	want := <-committed
+	l2 := <-committed
+	if l2.err != nil {
+		t.Fatalf("writers: %v", l2.err)
+	}
+	want := l2.want
 	expect := int64(len(want)) * (goClients + pollClients)
 	deadline := time.Now().Add(60 * time.Second)
 	for total.Load() < expect && time.Now().Before(deadline) {
@@ -220,17 +244,13 @@ func TestReplicasLoseNothing(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("client %d: %v", i, r.err)
 		}
-		if i < goClients {
-			pgtest.CheckExactlyOnce(t, r.events, want)
-			continue
-		}
-		if len(r.events) != len(want) {
-			t.Fatalf("poll client %d got %d events, want %d", i, len(r.events), len(want))
-		}
-		for k := 1; k < len(r.events); k++ {
-			if r.events[k].Seq <= r.events[k-1].Seq {
-				t.Fatalf("poll client %d: seq %d after %d", i, r.events[k].Seq, r.events[k-1].Seq)
-			}
+		// Payloads against what the writers committed: in order, none
+		// missing, none twice (Go clients and poll loops alike). The Go
+		// client hides a replayed seq from its handler, so its drop count
+		// says whether a replica sent one.
+		pgtest.CheckExactlyOnce(t, r.events, want)
+		if n := r.dropped.Load(); n != 0 {
+			t.Fatalf("client %d: the replicas sent %d events it had already delivered", i, n)
 		}
 	}
 	t.Logf("%d committed events, %d clients, all exactly once in order", len(want), len(results))

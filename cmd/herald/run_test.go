@@ -189,7 +189,10 @@ func TestTail(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid_channel") || exitCode(err) != 1 {
 		t.Errorf("tail of a bad channel: %v (exit %d)", err, exitCode(err))
 	}
-	if d := time.Since(began); d > 5*time.Second {
+	// At once, not after retries: a tail that retried would run until
+	// runOnce's context ends. 30 s is far above "at once" even on a loaded
+	// machine and proves only that it did not retry.
+	if d := time.Since(began); d > 30*time.Second {
 		t.Errorf("tail of a bad channel took %v", d)
 	}
 }
@@ -210,7 +213,10 @@ func TestServePortInUse(t *testing.T) {
 	if err == nil {
 		t.Fatal("serve on a port in use returned nil")
 	}
-	if d := time.Since(began); d > 2*time.Second {
+	// Fails rather than waits: 30 s is far above the expected
+	// milliseconds even on a loaded machine; that no database was started
+	// is checked below.
+	if d := time.Since(began); d > 30*time.Second {
 		t.Errorf("took %v to fail", d)
 	}
 	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "address already in use") {

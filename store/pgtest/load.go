@@ -27,6 +27,17 @@ var errRollback = errors.New("rollback on purpose")
 // (jsonb's canonical text), so tests compare Event.Data against it.
 func WriteLoad(t testing.TB, ctx context.Context, pool *pgxpool.Pool, writers, rounds int, channels []string) map[string]bool {
 	t.Helper()
+	committed, err := WriteLoadErr(ctx, pool, writers, rounds, channels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return committed
+}
+
+// WriteLoadErr is WriteLoad returning the first writer error instead of
+// failing a test: a test that writes from its own goroutine (where
+// t.Fatal must not be called) hands the error back to the test goroutine.
+func WriteLoadErr(ctx context.Context, pool *pgxpool.Pool, writers, rounds int, channels []string) (map[string]bool, error) {
 	var mu sync.Mutex
 	committed := map[string]bool{}
 	var wg sync.WaitGroup
@@ -81,10 +92,10 @@ func WriteLoad(t testing.TB, ctx context.Context, pool *pgxpool.Pool, writers, r
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	if err := <-errs; err != nil {
+		return nil, err
 	}
-	return committed
+	return committed, nil
 }
 
 // CheckExactlyOnce fails unless got's seqs strictly increase and got holds
