@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/herald-dev/herald/store"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,9 +47,11 @@ func readNotices(body io.Reader, cursor int64, out func(sseNotice)) (int64, erro
 			}
 			id, data = -1, ""
 		case strings.HasPrefix(line, "id:"):
-			if id, err = strconv.ParseInt(strings.TrimSpace(line[3:]), 10, 64); err != nil {
-				return cursor, fmt.Errorf("bad id line %q", line)
+			c, perr := store.ParseCursor(strings.TrimSpace(line[3:]))
+			if perr != nil {
+				return cursor, fmt.Errorf("bad id line %q: %w", line, perr)
 			}
+			id = c.Seq
 		case strings.HasPrefix(line, "data:"):
 			data = strings.TrimSpace(line[5:])
 		case strings.HasPrefix(line, "event: reset"):

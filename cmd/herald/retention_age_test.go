@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,19 +65,19 @@ func TestRetentionByAgeDefault(t *testing.T) {
 
 	// At the floor (cursor 6: the next event is seq 7): the young events.
 	p := poll(t, base, "channel=ret&cursor=6&timeout=1")
-	if len(p.Events) != 4 || p.Events[0].ID != "7" || p.Cursor != "10" {
+	if len(p.Events) != 4 || seqOf(p.Events[0].ID) != "7" || seqOf(p.Cursor) != "10" {
 		t.Fatalf("poll after 6: %+v, want seqs 7-10 and cursor 10", p)
 	}
 	h := do(t, "GET", base+"/v1/channels/ret/events?after=6", "")
 	var hist pollResult
-	if h.status != 200 || json.Unmarshal(h.body, &hist) != nil || len(hist.Events) != 4 || hist.Events[0].ID != "7" {
+	if h.status != 200 || json.Unmarshal(h.body, &hist) != nil || len(hist.Events) != 4 || seqOf(hist.Events[0].ID) != "7" {
 		t.Fatalf("history after 6: %d %s, want seqs 7-10", h.status, h.body)
 	}
 
 	// Below the floor (cursor 5: seq 6 is gone): reset to the head.
 	for _, path := range []string{"/v1/poll?channel=ret&cursor=5&timeout=1", "/v1/channels/ret/events?after=5"} {
 		e := do(t, "GET", base+path, "").wantError(t, path, 410, "reset")
-		if e.Cursor == nil || *e.Cursor != "10" {
+		if e.Cursor == nil || seqOf(*e.Cursor) != "10" {
 			t.Fatalf("%s: 410 cursor %v, want the head 10", path, e.Cursor)
 		}
 	}
@@ -104,7 +105,10 @@ func TestRetentionByAgeDefault(t *testing.T) {
 		frame = append(frame, line)
 	}
 	got := strings.Join(frame, "\n")
-	if !strings.Contains(got, "event: reset") || !strings.Contains(got, `data: {"cursor":"10"}`) {
-		t.Fatalf("stream from 5: first frame %q, want event: reset with data {\"cursor\":\"10\"}", got)
+	if !strings.Contains(got, "event: reset") || !regexp.MustCompile(`data: \{"cursor":"[a-z0-9]{1,16}\.10"\}`).MatchString(got) {
+		t.Fatalf("stream from 5: first frame %q, want event: reset with data {\"cursor\":\"<epoch>.10\"}", got)
 	}
 }
+
+// seqOf is the seq part of an id or cursor ("<epoch>.<seq>" or a bare seq).
+func seqOf(id string) string { return id[strings.LastIndex(id, ".")+1:] }

@@ -34,7 +34,7 @@ window.got = []; window.states = []; window.authCalls = 0; window.resets = 0;
 window.sub = subscribe({
   url: "", channels: ["private-renew"], storage: null, stableAfter: 1000,
   authorize: async () => { window.authCalls++; return (await fetch("/token")).text(); },
-  onNotice: (n) => window.got.push(Number(n.id)),
+  onNotice: (n) => window.got.push(Number(n.id.split(".").pop())), // ids are <epoch>.<seq>
   onReset: () => { window.resets++; },
   onStateChange: (s, info) => window.states.push(s + ":" + (info && info.transport)),
 });
