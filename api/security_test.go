@@ -236,33 +236,6 @@ func TestSlowBodyCut(t *testing.T) {
 	}
 }
 
-// TestBodyDeadlineSparesFastClients: a body sent at once is published even
-// with a short deadline, and a keep-alive connection serves a second
-// request after the deadline has passed (the deadline was lifted).
-func TestBodyDeadlineSparesFastClients(t *testing.T) {
-	env := apitest.Start(t, apitest.Options{API: api.Config{APIKeys: []string{serverKey}, BodyTimeout: 300 * time.Millisecond}})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
-	send := func() int {
-		req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/events", strings.NewReader(`{"channel":"a"}`))
-		req.Header.Set("Authorization", "Bearer "+serverKey)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if st := send(); st != 201 {
-		t.Fatalf("first: %d", st)
-	}
-	<-time.After(time.Second) // past the 300 ms body deadline
-	if st := send(); st != 201 {
-		t.Fatalf("second on the same connection: %d", st)
-	}
-}
-
 // TestAdminHandlerSeparate: with SeparateAdmin, /metrics and /readyz are
 // not on the main handler, and the admin handler serves them.
 func TestAdminHandlerSeparate(t *testing.T) {
