@@ -31,7 +31,12 @@ func TestUnsafeConfigRefused(t *testing.T) {
 		{[]string{"HERALD_API_KEYS", long + ":build1*"}, "segment"},
 	} {
 		var out, errOut strings.Builder
-		err := run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0"}, env(c.kv...), &out, &errOut)
+		// Should the check be missing, serve must not get far: a
+		// cancelled context and a database URL nothing answers at.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		kv := append([]string{"DATABASE_URL", "postgres://127.0.0.1:1/none?connect_timeout=1"}, c.kv...)
+		err := run(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, env(kv...), &out, &errOut)
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.kv[0]) {
 			t.Errorf("%v: %v (exit %d), want a usage error naming %s and mentioning %s", c.kv, err, exitCode(err), c.kv[0], c.want)
 		}
