@@ -250,6 +250,13 @@ func TestAdminHandlerSeparate(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// Readiness may take a moment after start (the sequencer's first
+	// round); wait for it on the admin handler.
+	for deadline := time.Now().Add(30 * time.Second); get(admin.URL+"/readyz") != 200; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("admin /readyz not 200 after 30 s")
+		}
+	}
 	for path, want := range map[string][2]int{"/metrics": {404, 200}, "/readyz": {404, 200}, "/healthz": {200, 200}, "/v1/channels/a/events": {200, 404}} {
 		if got := [2]int{get(env.URL + path), get(admin.URL + path)}; got != want {
 			t.Errorf("%s: main %d admin %d, want %d %d", path, got[0], got[1], want[0], want[1])
