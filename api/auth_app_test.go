@@ -248,16 +248,16 @@ func TestNoSecretsInLogs(t *testing.T) {
 	defer srv.Close()
 	v, _ := api.NewTokenVerifier(authSecret, nil)
 	auth := &api.ChannelAuth{Tokens: v, App: &api.AuthURL{URL: srv.URL, Log: log, Timeout: time.Second}}
-	env := apitest.Start(t, apitest.Options{API: api.Config{Log: log, Authorizer: auth, APIKeys: []string{"server-key-0123456789"}}})
+	env := apitest.Start(t, apitest.Options{API: api.Config{Log: log, Authorizer: auth, APIKeys: []string{"server-key-0123456789-0123456789ab"}}})
 	good := mint(t, "u", time.Hour, "private-a")
-	secrets := []string{string(authSecret), good, "session=s3cr3t", "server-key-0123456789", "wrong-key-xyz"}
+	secrets := []string{string(authSecret), good, "session=s3cr3t", "server-key-0123456789-0123456789ab", "wrong-key-xyz"}
 	status(t, env.URL, "/v1/poll?channel=private-a&token="+good, nil)
 	status(t, env.URL, "/v1/poll?channel=private-b", func(r *http.Request) {
 		r.Header.Set("Authorization", "Bearer "+good)
 		r.Header.Set("Cookie", "session=s3cr3t")
 	})
 	status(t, env.URL, "/v1/poll?channel=private-a", bearerHeader(good[:len(good)-2]))
-	for _, key := range []string{"server-key-0123456789", "wrong-key-xyz"} {
+	for _, key := range []string{"server-key-0123456789-0123456789ab", "wrong-key-xyz"} {
 		req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/events", strings.NewReader(`{"channel":"a","data":{}}`))
 		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)

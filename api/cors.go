@@ -14,13 +14,16 @@ import (
 func (s *Server) cors() gin.HandlerFunc {
 	any := slices.Contains(s.cfg.CORSOrigins, "*")
 	return func(c *gin.Context) {
+		// Vary on every answer, with or without Origin: a cache between
+		// herald and browsers must not hand one origin's answer (or an
+		// answer without CORS headers) to another.
+		h := c.Writer.Header()
+		h.Add("Vary", "Origin")
 		origin := c.GetHeader("Origin")
 		if origin == "" {
 			c.Next()
 			return
 		}
-		h := c.Writer.Header()
-		h.Add("Vary", "Origin")
 		allowed := slices.Contains(s.cfg.CORSOrigins, origin)
 		switch {
 		case allowed:

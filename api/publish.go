@@ -2,12 +2,12 @@ package api
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -33,7 +33,8 @@ type publishEvent struct {
 // {"events":[...]}. Answers 201 {"ids":[...]} with the inbox ids; the seqs
 // follow once the sequencer has ordered them.
 func (s *Server) handlePublish(c *gin.Context) {
-	if err := s.checkAPIKey(c.Request); err != nil {
+	key, err := s.checkAPIKey(c.Request)
+	if err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -42,6 +43,13 @@ func (s *Server) handlePublish(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	for _, e := range events {
+		if !key.allows(e.Channel) {
+			s.abort(c, &Error{Status: http.StatusForbidden, Code: "channel_not_allowed",
+				Message: "this API key may not publish to channel " + truncate(e.Channel, 164) + "; see its scope in HERALD_API_KEYS"})
+			return
+		}
+	}
 	ids, err := s.db.Append(c.Request.Context(), events...)
 	if err != nil {
 		s.abort(c, err)
@@ -49,28 +57,6 @@ func (s *Server) handlePublish(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, gin.H{"ids": ids})
-}
-
-// checkAPIKey compares the bearer key against every configured key in
-// constant time.
-func (s *Server) checkAPIKey(r *http.Request) error {
-	if len(s.apiKeys) == 0 {
-		return &Error{Status: http.StatusNotFound, Code: "publish_disabled",
-			Message: "publishing over HTTP is off: set HERALD_API_KEYS, or INSERT into herald.events"}
-	}
-	h := r.Header.Get("Authorization")
-	if len(h) < 8 || !strings.EqualFold(h[:7], "bearer ") {
-		return &Error{Status: http.StatusUnauthorized, Code: "api_key_required", Message: "send the server key as Authorization: Bearer <key>"}
-	}
-	got := []byte(strings.TrimSpace(h[7:]))
-	ok := 0
-	for _, k := range s.apiKeys {
-		ok |= subtle.ConstantTimeCompare(got, k)
-	}
-	if ok != 1 {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "the server key is not valid"}
-	}
-	return nil
 }
 
 func decodePublish(r *http.Request) ([]store.NewEvent, error) {
@@ -83,30 +69,18 @@ func decodePublish(r *http.Request) ([]store.NewEvent, error) {
 		if errors.As(err, &tooBig) {
 			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: fmt.Sprintf("the body is over %d bytes; send fewer events per request", maxPublishBody)}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &Error{Status: http.StatusRequestTimeout, Code: "body_timeout", Message: "the body did not arrive in time; send it at once"}
+		}
 		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_body", Message: "could not read the body"}
 	}
 	body = bytes.TrimSpace(body)
-	var list []publishEvent
-	switch {
-	case len(body) == 0:
+	if len(body) == 0 {
 		return nil, badRequest("invalid_body", `the body is empty; send {"channel":"...","type":"...","data":{...}}`)
-	case body[0] == '[':
-		err = json.Unmarshal(body, &list)
-	default:
-		var wrap struct {
-			Events []publishEvent `json:"events"`
-			publishEvent
-		}
-		if err = json.Unmarshal(body, &wrap); err == nil {
-			if wrap.Events != nil {
-				list = wrap.Events
-			} else {
-				list = []publishEvent{wrap.publishEvent}
-			}
-		}
 	}
+	list, err := parsePublishBody(body)
 	if err != nil {
-		return nil, badRequest("invalid_body", "the body is not valid JSON: "+truncate(err.Error(), 200))
+		return nil, err
 	}
 	if len(list) == 0 {
 		return nil, badRequest("invalid_body", "no events in the body")

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"slices"
 	"testing"
 
 	"github.com/herald-dev/herald/store"
@@ -86,10 +86,12 @@ func FuzzDecodePublish(f *testing.F) {
 }
 
 // bodyEvents reads the events of a publish body without decodePublish's
-// types: an array of event objects, an object with a non-null "events"
-// array, or one event object. Keys match as encoding/json matches them
-// (case-insensitively, the last one wins); a missing or empty type is
-// "message", missing data is {}.
+// code: an array of event objects, an object whose only member is an
+// "events" array, or one event object. Member names must be exactly
+// "channel", "type", "data" (and "events" on the wrapper), each at most
+// once: anything else is not a body the oracle can read, so a decoder that
+// accepted it fails the fuzz test. A missing or empty type is "message",
+// missing data is {}.
 func bodyEvents(body []byte) ([]store.NewEvent, error) {
 	body = bytes.TrimSpace(body)
 	var list []json.RawMessage
@@ -98,11 +100,14 @@ func bodyEvents(body []byte) ([]store.NewEvent, error) {
 			return nil, err
 		}
 	} else {
-		fields, err := objectFields(body)
+		fields, err := oracleMembers(body, "channel", "type", "data", "events")
 		if err != nil {
 			return nil, err
 		}
-		if ev, ok := lastField(fields, "events"); ok && string(ev) != "null" {
+		if ev, ok := fields["events"]; ok {
+			if len(fields) != 1 || !bytes.HasPrefix(bytes.TrimSpace(ev), []byte("[")) {
+				return nil, fmt.Errorf("events wrapper with other members or no array: %q", body)
+			}
 			if err := json.Unmarshal(ev, &list); err != nil {
 				return nil, err
 			}
@@ -112,17 +117,17 @@ func bodyEvents(body []byte) ([]store.NewEvent, error) {
 	}
 	out := make([]store.NewEvent, len(list))
 	for i, raw := range list {
-		fields, err := objectFields(raw)
+		fields, err := oracleMembers(raw, "channel", "type", "data")
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		e := store.NewEvent{Type: "message", Data: json.RawMessage("{}")}
-		if v, ok := lastField(fields, "channel"); ok {
+		if v, ok := fields["channel"]; ok {
 			if err := json.Unmarshal(v, &e.Channel); err != nil {
 				return nil, err
 			}
 		}
-		if v, ok := lastField(fields, "type"); ok {
+		if v, ok := fields["type"]; ok {
 			var typ string
 			if err := json.Unmarshal(v, &typ); err != nil {
 				return nil, err
@@ -131,7 +136,7 @@ func bodyEvents(body []byte) ([]store.NewEvent, error) {
 				e.Type = typ
 			}
 		}
-		if v, ok := lastField(fields, "data"); ok {
+		if v, ok := fields["data"]; ok {
 			e.Data = v
 		}
 		out[i] = e
@@ -139,42 +144,31 @@ func bodyEvents(body []byte) ([]store.NewEvent, error) {
 	return out, nil
 }
 
-type jsonField struct {
-	key   string
-	value json.RawMessage
-}
-
-// objectFields lists a JSON object's members in document order.
-func objectFields(b []byte) ([]jsonField, error) {
+// oracleMembers reads a JSON object's members, refusing a name that is not
+// exactly one of names and a name given twice.
+func oracleMembers(b []byte, names ...string) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, fmt.Errorf("not an object: %q", b)
 	}
-	var out []jsonField
+	out := map[string]json.RawMessage{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, err
 		}
+		name := tok.(string)
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("member %q is not one of %v", name, names)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("member %q twice", name)
+		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, jsonField{tok.(string), v})
+		out[name] = v
 	}
 	return out, nil
-}
-
-// lastField is the value of the last member whose key is name, matched as
-// encoding/json matches a struct field's key: exactly, or else
-// case-insensitively.
-func lastField(fields []jsonField, name string) (json.RawMessage, bool) {
-	var v json.RawMessage
-	found := false
-	for _, f := range fields {
-		if strings.EqualFold(f.key, name) {
-			v, found = f.value, true
-		}
-	}
-	return v, found
 }

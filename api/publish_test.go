@@ -12,7 +12,7 @@ import (
 	"github.com/herald-dev/herald/api/apitest"
 )
 
-const serverKey = "k-0123456789abcdef"
+const serverKey = "k-0123456789abcdef-0123456789abcdef"
 
 func post(t *testing.T, base, key, body string) (int, string, []byte) {
 	t.Helper()
@@ -35,7 +35,7 @@ func post(t *testing.T, base, key, body string) (int, string, []byte) {
 }
 
 func TestPublishOverHTTP(t *testing.T) {
-	env := apitest.Start(t, apitest.Options{API: api.Config{APIKeys: []string{"other-key-000000", serverKey}}})
+	env := apitest.Start(t, apitest.Options{API: api.Config{APIKeys: []string{"other-key-0000000000000000000000000", serverKey}}})
 	big := `{"channel":"a","data":{"x":"` + strings.Repeat("y", 9000) + `"}}`
 	cases := []struct {
 		name, key, body string

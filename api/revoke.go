@@ -27,8 +27,16 @@ func (s *Server) handleRevoke(c *gin.Context) {
 			Message: "revoking over HTTP is off: set HERALD_API_KEYS, or run herald revoke"})
 		return
 	}
-	if err := s.checkAPIKey(c.Request); err != nil {
+	key, err := s.checkAPIKey(c.Request)
+	if err != nil {
 		s.abort(c, err)
+		return
+	}
+	if len(key.scope) > 0 {
+		// A key scoped to some channels publishes there; revoking a user's
+		// tokens reaches every channel, so only an unscoped key may.
+		s.abort(c, &Error{Status: http.StatusForbidden, Code: "key_scope",
+			Message: "this API key is limited to some channels; revoking needs an unscoped key"})
 		return
 	}
 	jti, sub, ttl, err := decodeRevoke(c.Request, s.cfg.RevocationTTL)

@@ -149,7 +149,7 @@ func TestAuthURLRecheck(t *testing.T) {
 // streams with a revoked frame and refuses the tokens at connect time; a
 // sub revocation spares tokens issued after it.
 func TestRevokeTokens(t *testing.T) {
-	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789"}, Heartbeat: time.Hour})
+	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789-0123456789ab"}, Heartbeat: time.Hour})
 	v, _ := api.NewTokenVerifier(authSecret, nil)
 	tok1 := mint(t, "alice", time.Hour, "private-*")
 	c1, err := v.Verify(tok1)
@@ -164,7 +164,7 @@ func TestRevokeTokens(t *testing.T) {
 
 	revoke := func(body string) int {
 		req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/revocations", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer server-key-0123456789")
+		req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +209,7 @@ func TestRevokeTokens(t *testing.T) {
 // TestRevokeEndpointErrors: bad requests get a 4xx with a code, never a
 // 500, and nothing is revoked.
 func TestRevokeEndpointErrors(t *testing.T) {
-	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789"}})
+	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789-0123456789ab"}})
 	cases := []struct {
 		name, key, ctype, body string
 		status                 int
@@ -217,23 +217,23 @@ func TestRevokeEndpointErrors(t *testing.T) {
 	}{
 		{"no key", "", "application/json", `{"jti":"x"}`, 401, "api_key_required"},
 		{"wrong key", "wrong-key-0123456789", "application/json", `{"jti":"x"}`, 401, "invalid_api_key"},
-		{"not JSON", "server-key-0123456789", "application/json", `{jti`, 400, "invalid_body"},
-		{"empty", "server-key-0123456789", "application/json", ``, 400, "invalid_body"},
-		{"array", "server-key-0123456789", "application/json", `[{"jti":"x"}]`, 400, "invalid_body"},
-		{"neither", "server-key-0123456789", "application/json", `{}`, 400, "invalid_body"},
-		{"both", "server-key-0123456789", "application/json", `{"jti":"x","sub":"y"}`, 400, "invalid_body"},
-		{"unknown field", "server-key-0123456789", "application/json", `{"jti":"x","until":"y"}`, 400, "invalid_body"},
-		{"case-folded field", "server-key-0123456789", "application/json", `{"JTI":"x"}`, 400, "invalid_body"},
-		{"two objects", "server-key-0123456789", "application/json", `{"jti":"x"}{"sub":"y"}`, 400, "invalid_body"},
-		{"jti a number", "server-key-0123456789", "application/json", `{"jti":5}`, 400, "invalid_body"},
-		{"empty jti", "server-key-0123456789", "application/json", `{"jti":""}`, 400, "invalid_jti"},
-		{"long sub", "server-key-0123456789", "application/json", `{"sub":"` + strings.Repeat("u", 257) + `"}`, 400, "invalid_sub"},
-		{"control character", "server-key-0123456789", "application/json", `{"sub":"a\u0000b"}`, 400, "invalid_sub"},
-		{"bad ttl", "server-key-0123456789", "application/json", `{"jti":"x","ttl":"soon"}`, 400, "invalid_ttl"},
-		{"negative ttl", "server-key-0123456789", "application/json", `{"jti":"x","ttl":"-1h"}`, 400, "invalid_ttl"},
-		{"ttl too long", "server-key-0123456789", "application/json", `{"jti":"x","ttl":"10000h"}`, 400, "invalid_ttl"},
-		{"too large", "server-key-0123456789", "application/json", `{"jti":"` + strings.Repeat("x", 5000) + `"}`, 413, "payload_too_large"},
-		{"not JSON content type", "server-key-0123456789", "text/plain", `{"jti":"x"}`, 415, "unsupported_media_type"},
+		{"not JSON", "server-key-0123456789-0123456789ab", "application/json", `{jti`, 400, "invalid_body"},
+		{"empty", "server-key-0123456789-0123456789ab", "application/json", ``, 400, "invalid_body"},
+		{"array", "server-key-0123456789-0123456789ab", "application/json", `[{"jti":"x"}]`, 400, "invalid_body"},
+		{"neither", "server-key-0123456789-0123456789ab", "application/json", `{}`, 400, "invalid_body"},
+		{"both", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x","sub":"y"}`, 400, "invalid_body"},
+		{"unknown field", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x","until":"y"}`, 400, "invalid_body"},
+		{"case-folded field", "server-key-0123456789-0123456789ab", "application/json", `{"JTI":"x"}`, 400, "invalid_body"},
+		{"two objects", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x"}{"sub":"y"}`, 400, "invalid_body"},
+		{"jti a number", "server-key-0123456789-0123456789ab", "application/json", `{"jti":5}`, 400, "invalid_body"},
+		{"empty jti", "server-key-0123456789-0123456789ab", "application/json", `{"jti":""}`, 400, "invalid_jti"},
+		{"long sub", "server-key-0123456789-0123456789ab", "application/json", `{"sub":"` + strings.Repeat("u", 257) + `"}`, 400, "invalid_sub"},
+		{"control character", "server-key-0123456789-0123456789ab", "application/json", `{"sub":"a\u0000b"}`, 400, "invalid_sub"},
+		{"bad ttl", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x","ttl":"soon"}`, 400, "invalid_ttl"},
+		{"negative ttl", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x","ttl":"-1h"}`, 400, "invalid_ttl"},
+		{"ttl too long", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"x","ttl":"10000h"}`, 400, "invalid_ttl"},
+		{"too large", "server-key-0123456789-0123456789ab", "application/json", `{"jti":"` + strings.Repeat("x", 5000) + `"}`, 413, "payload_too_large"},
+		{"not JSON content type", "server-key-0123456789-0123456789ab", "text/plain", `{"jti":"x"}`, 415, "unsupported_media_type"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

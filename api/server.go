@@ -40,6 +40,8 @@ type Config struct {
 	MaxConnsPerIP      int
 	Leases             SubjectLimiter
 	// APIKeys may POST /v1/events; none configured disables the endpoint.
+	// An entry "KEY:PATTERN|PATTERN" may publish only to the channels the
+	// patterns cover (MatchGrant); cmd refuses keys under MinAPIKeyLen.
 	APIKeys []string
 	// CORSOrigins are the browser origins allowed to call herald ("*" for
 	// any, without credentials). None: no cross-origin access.
@@ -52,12 +54,19 @@ type Config struct {
 	// history is still served, which operators need to see.
 	Sequencer SequencerStatus
 	// TrustedProxies may set X-Forwarded-For (CIDRs or IPs); none: the
-	// client address is the TCP peer.
+	// client address is the TCP peer. No other header is believed.
 	TrustedProxies []string
 	// RevocationTTL is how long a revocation lasts when POST
 	// /v1/revocations names no ttl: at least as long as the tokens it may
 	// match live (default 24 h).
 	RevocationTTL time.Duration
+	// BodyTimeout is how long a client has to send a request body once
+	// its headers are in (default 10 s); a slower body gets a 408 and the
+	// connection is closed.
+	BodyTimeout time.Duration
+	// SeparateAdmin leaves /metrics and /readyz off Handler: serve them
+	// from AdminHandler on a private listener instead.
+	SeparateAdmin bool
 }
 
 // DB is what the api needs from the database handle.
@@ -98,7 +107,7 @@ type Server struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	ips      ipCounter
-	apiKeys  [][]byte
+	apiKeys  []apiKey
 }
 
 // New builds the router.
@@ -108,6 +117,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	}
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = DefaultPollTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
 	}
 	if cfg.PollMaxTimeout <= 0 {
 		cfg.PollMaxTimeout = DefaultPollMaxTimeout
@@ -123,7 +135,13 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, db: db, feed: feed, stop: make(chan struct{})}
 	for _, k := range cfg.APIKeys {
-		s.apiKeys = append(s.apiKeys, []byte(k))
+		key, err := parseAPIKey(k)
+		if err != nil {
+			// Validated by cmd (ValidateAPIKey); a bad entry is left out.
+			cfg.Log.Warn("API key left out", "err", err)
+			continue
+		}
+		s.apiKeys = append(s.apiKeys, key)
 	}
 	s.stream = &stream.Handler{
 		Feed: feed, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, MaxLifetime: cfg.MaxLifetime, WriteTimeout: cfg.WriteTimeout,
@@ -137,6 +155,12 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	// The client address comes from X-Forwarded-For only, and only when
+	// the TCP peer is a trusted proxy. gin would also read X-Real-IP, and
+	// fall back to it when X-Forwarded-For has an entry it cannot parse,
+	// which lets a client pick its own address.
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	e.TrustedPlatform = ""
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		// Validated by cmd; a bad entry here falls back to trusting none.
 		cfg.Log.Warn("trusted proxies", "err", err)
@@ -154,9 +178,8 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 		s.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
 	})
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	if cfg.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(cfg.Metrics.handler()))
+	if !cfg.SeparateAdmin {
+		s.adminRoutes(e)
 	}
 	// No gzip or other buffering middleware on these two: they must reach
 	// the client as they are written.
@@ -172,8 +195,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 // Engine exposes the router so other parts (web, metrics) can add routes.
 func (s *Server) Engine() *gin.Engine { return s.engine }
 
-// Handler is the http.Handler to serve.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler is the http.Handler to serve: the router behind the request
+// body deadline.
+func (s *Server) Handler() http.Handler { return bodyDeadline(s.engine, s.cfg.BodyTimeout) }
 
 // Drain tells every stream to send its retry hint and end, and every
 // waiting poll to answer now. Call it before http.Server.Shutdown, which

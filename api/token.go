@@ -20,7 +20,7 @@ import (
 )
 
 // Claims are what a herald token says: who (sub), until when (exp), and
-// which channels (exact names, or prefixes ending in "*").
+// which channels (exact names, or segment wildcards: see MatchGrant).
 type Claims struct {
 	jwt.RegisteredClaims
 	Channels []string `json:"channels"`
@@ -29,7 +29,7 @@ type Claims struct {
 // Grants reports whether the claims cover channel.
 func (c *Claims) Grants(channel string) bool {
 	for _, p := range c.Channels {
-		if p == channel || (strings.HasSuffix(p, "*") && strings.HasPrefix(channel, p[:len(p)-1])) {
+		if MatchGrant(p, channel) {
 			return true
 		}
 	}

@@ -40,18 +40,13 @@ func (db *DB) NewLeases(ttl time.Duration) *Leases {
 
 // Acquire takes one of subject's max connections, or returns ErrLimit.
 // The check and the insert are serialised per subject by a transaction
-// advisory lock, so two replicas cannot both take the last one.
+// advisory lock, so two replicas cannot both take the last one. The lock
+// is its own statement, and the count and insert that follow run under
+// READ COMMITTED, each with a snapshot taken after the lock was granted:
+// they see every lease committed by the previous holder. (In one statement
+// the snapshot predates the lock wait, and the planner may skip the lock.)
 func (l *Leases) Acquire(ctx context.Context, subject string, max int) (release func(), err error) {
-	var id int64
-	err = l.db.pool.QueryRow(ctx, `
-		WITH lock AS (SELECT pg_advisory_xact_lock(hashtextextended('herald.lease:' || $1, 0))),
-		live AS (
-			SELECT count(*) AS n FROM herald.leases, lock
-			 WHERE subject = $1 AND expires_at > now()
-		)
-		INSERT INTO herald.leases (subject, node, expires_at)
-		SELECT $1, $2, now() + $3::interval FROM live WHERE live.n < $4
-		RETURNING id`, subject, l.node, l.ttl.String(), max).Scan(&id)
+	id, err := l.acquire(ctx, subject, max)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, ErrLimit
@@ -111,4 +106,22 @@ func (l *Leases) renew(ctx context.Context) error {
 		return fmt.Errorf("extend: %w", err)
 	}
 	return nil
+}
+
+// acquire runs Acquire's transaction: lock, then count and insert with a
+// fresh snapshot; pgx.ErrNoRows means the subject is at max.
+func (l *Leases) acquire(ctx context.Context, subject string, max int) (int64, error) {
+	var id int64
+	err := pgx.BeginTxFunc(ctx, l.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('herald.lease:' || $1, 0))`, subject); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		return tx.QueryRow(ctx, `
+			INSERT INTO herald.leases (subject, node, expires_at)
+			SELECT $1, $2, now() + $3::interval
+			 WHERE (SELECT count(*) FROM herald.leases
+			         WHERE subject = $1 AND expires_at > clock_timestamp()) < $4
+			RETURNING id`, subject, l.node, l.ttl.String(), max).Scan(&id)
+	})
+	return id, err
 }

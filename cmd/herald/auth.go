@@ -49,7 +49,7 @@ func (a *authFlags) bind(e *envFlags) {
 	e.Bool(&a.requireToken, "require-token", "HERALD_REQUIRE_TOKEN", "public channels need a token too")
 	e.Int(&a.perSubject, "max-conns-per-subject", "HERALD_MAX_CONNS_PER_SUBJECT", 0, "open connections per token subject, across replicas (0: no limit)")
 	e.Int(&a.perIP, "max-conns-per-ip", "HERALD_MAX_CONNS_PER_IP", 0, "anonymous connections per client address (0: no limit)")
-	e.String(&a.apiKeys, "api-keys", "HERALD_API_KEYS", "", "comma-separated server keys allowed to POST /v1/events")
+	e.String(&a.apiKeys, "api-keys", "HERALD_API_KEYS", "", "comma-separated server keys (>= 32 bytes) allowed to POST /v1/events; KEY:PATTERN|PATTERN limits a key to those channels")
 	e.String(&a.corsOrigins, "cors-origins", "HERALD_CORS_ORIGINS", "", "comma-separated browser origins allowed to call herald")
 	e.String(&a.trustedProxies, "trusted-proxies", "HERALD_TRUSTED_PROXIES", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed")
 }
@@ -86,9 +86,20 @@ func (a *authFlags) apply(cfg *api.Config, log *slog.Logger) error {
 	cfg.RevocationTTL = revocationTTL(a.revocationTTL, a.jwtMaxLifetime)
 	cfg.MaxConnsPerSubject, cfg.MaxConnsPerIP = a.perSubject, a.perIP
 	cfg.APIKeys = splitList(a.apiKeys)
+	for _, k := range cfg.APIKeys {
+		if err := api.ValidateAPIKey(k); err != nil {
+			return &usageError{fmt.Sprintf("HERALD_API_KEYS: %v", err)}
+		}
+	}
 	cfg.CORSOrigins = splitList(a.corsOrigins)
 	for i, o := range cfg.CORSOrigins {
 		cfg.CORSOrigins[i] = strings.TrimRight(o, "/")
+		if strings.EqualFold(cfg.CORSOrigins[i], "null") {
+			// Sandboxed iframes, file: pages and some redirects send
+			// Origin: null from any site; allowing it with credentials
+			// would let any page read private channels.
+			return &usageError{"HERALD_CORS_ORIGINS lists \"null\": sandboxed iframes and file: pages on any site send Origin: null, so it cannot be allowed; list real origins such as https://app.example.com"}
+		}
 	}
 	cfg.TrustedProxies = splitList(a.trustedProxies)
 	return nil

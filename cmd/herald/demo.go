@@ -26,13 +26,15 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if cfg.auth.jwtSecret == "" {
-		// The page's tokens only need to outlive this process.
-		b := make([]byte, 32)
-		rand.Read(b)
-		cfg.auth.jwtSecret = hex.EncodeToString(b)
-		log.Info("HERALD_JWT_SECRET unset: the demo signs its tokens with a random secret of its own")
+	// The demo always signs with a random secret of its own, never
+	// HERALD_JWT_SECRET: /demo/token hands a token to anyone who asks,
+	// and production herald must not honour those.
+	if cfg.auth.jwtSecret != "" {
+		log.Warn("herald demo ignores HERALD_JWT_SECRET (--jwt-secret): its tokens are signed with a random secret of its own")
 	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	cfg.auth.jwtSecret = hex.EncodeToString(b)
 	if err := cfg.auth.apply(&cfg.api, log); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 // too_many_events and publishes nothing.
 func TestPublishCreatedBody(t *testing.T) {
 	dbURL := pgtest.URL(t)
-	base, _ := serveOn(t, dbURL, "HERALD_API_KEYS", "key1")
+	base, _ := serveOn(t, dbURL, "HERALD_API_KEYS", publishKey)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestPublishCreatedBody(t *testing.T) {
 		return id
 	}
 	publish := func(body string) answer {
-		return do(t, "POST", base+"/v1/events", body, "Authorization", "Bearer key1", "Content-Type", "application/json")
+		return do(t, "POST", base+"/v1/events", body, "Authorization", "Bearer "+publishKey, "Content-Type", "application/json")
 	}
 
 	before := inboxID()
@@ -115,3 +115,6 @@ func TestPublishCreatedBody(t *testing.T) {
 		t.Fatalf("1,000 events: %d with %d ids, want 201 with 1000", a.status, len(ok.IDs))
 	}
 }
+
+// publishKey is a server key of the 32 bytes herald requires.
+const publishKey = "publish-key-0123456789abcdef0123456789"

@@ -95,7 +95,7 @@ func TestRevokeAcrossReplicas(t *testing.T) {
 	}
 	const secret = "test-secret-that-is-at-least-32-bytes-long"
 	dbURL := pgtest.URL(t)
-	env := []string{"DATABASE_URL=" + dbURL, "HERALD_JWT_SECRET=" + secret, "HERALD_API_KEYS=server-key-0123456789", "HERALD_HEARTBEAT=1h"}
+	env := []string{"DATABASE_URL=" + dbURL, "HERALD_JWT_SECRET=" + secret, "HERALD_API_KEYS=server-key-0123456789-0123456789ab", "HERALD_HEARTBEAT=1h"}
 	args := []string{"serve", "--listen", "127.0.0.1:0"}
 	a := startProc(t, args, env...)
 	b := startProc(t, args, env...)
@@ -184,7 +184,7 @@ func TestRevokeAcrossReplicas(t *testing.T) {
 
 	sent = time.Now()
 	req, _ := http.NewRequest(http.MethodPost, a.URL+"/v1/revocations", strings.NewReader(`{"sub":"alice"}`))
-	req.Header.Set("Authorization", "Bearer server-key-0123456789")
+	req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

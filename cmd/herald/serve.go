@@ -24,6 +24,8 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	headerTimeout   time.Duration
 	pprof           string // loopback address for net/http/pprof, "" for none
+	adminAddr       string // address for /metrics and /readyz alone, "" for the main listener
+	maxConns        int    // open connections on the main listener, 0 for no cap
 	retention       store.Retention
 	leaseTTL        time.Duration // how long a dead replica's connection leases keep counting
 	// extend, if set, adds routes and background loops once the database
@@ -65,6 +67,9 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	e.Duration(&cfg.leaseTTL, "lease-ttl", "HERALD_LEASE_TTL", 30*time.Second, "how long a replica's per-subject connection leases outlive it if it dies (renewed every third of it)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
 	e.Duration(&cfg.headerTimeout, "read-header-timeout", "HERALD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client has to send its request headers (slowloris guard)")
+	e.Duration(&cfg.api.BodyTimeout, "body-timeout", "HERALD_BODY_TIMEOUT", 10*time.Second, "time a client has to send a request body once its headers are in (slow-body guard)")
+	e.Int(&cfg.maxConns, "max-conns", "HERALD_MAX_CONNS", 0, "open connections on --listen, all clients together; above it new ones get a 503 and are closed (0: no cap)")
+	e.String(&cfg.adminAddr, "admin-addr", "HERALD_ADMIN_ADDR", "", "serve /metrics and /readyz on this address only, not on --listen (off when empty)")
 	e.String(&cfg.pprof, "pprof", "HERALD_PPROF", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	if more != nil {
 		more(e)
@@ -91,6 +96,17 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	defer ln.Close()
+	var adminLn net.Listener
+	if cfg.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.adminAddr); err != nil {
+			return fmt.Errorf("listen on %s (--admin-addr): %w", cfg.adminAddr, err)
+		}
+		defer adminLn.Close()
+		cfg.api.SeparateAdmin = true
+	}
+	if cfg.maxConns > 0 {
+		ln = limitConns(ln, cfg.maxConns, log)
+	}
 	stopPprof, err := startPprof(cfg.pprof, log)
 	if err != nil {
 		return err
@@ -178,6 +194,12 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "herald listening on http://%s\n", ln.Addr())
+	if adminLn != nil {
+		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: cfg.headerTimeout, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { _ = admin.Serve(adminLn) }()
+		defer admin.Close()
+		fmt.Fprintf(stdout, "herald admin listening on http://%s\n", adminLn.Addr())
+	}
 	if cfg.announce != nil {
 		cfg.announce(stdout, ln.Addr())
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/api"
-	"github.com/herald-dev/herald/store"
 )
 
 // channelList collects repeated --channel flags.
@@ -29,7 +28,7 @@ func token(_ context.Context, args []string, getenv func(string) string, stdout,
 	e.String(&iss, "jwt-issuer", "HERALD_JWT_ISSUER", "", "iss claim, for a server that checks it")
 	e.fs.StringVar(&sub, "sub", "", "subject (the user id)")
 	e.fs.DurationVar(&ttl, "ttl", time.Hour, "lifetime")
-	e.fs.Var(&channels, "channel", "channel or prefix* the token grants (repeatable)")
+	e.fs.Var(&channels, "channel", "channel or segment wildcard such as private-project-* the token grants (repeatable)")
 	if err := e.parse(args); err != nil {
 		return err
 	}
@@ -44,8 +43,8 @@ func token(_ context.Context, args []string, getenv func(string) string, stdout,
 		return &usageError{"token needs at least one --channel"}
 	}
 	for _, ch := range channels {
-		if err := store.ValidateChannel(strings.TrimSuffix(ch, "*")); err != nil && ch != "*" {
-			return &usageError{fmt.Sprintf("--channel %q: %v", ch, err)}
+		if err := api.ValidateGrant(ch); err != nil {
+			return &usageError{fmt.Sprintf("--channel: %v", err)}
 		}
 	}
 	if ttl <= 0 {
