@@ -209,7 +209,8 @@ func TestRevokeTokens(t *testing.T) {
 // TestRevokeEndpointErrors: bad requests get a 4xx with a code, never a
 // 500, and nothing is revoked.
 func TestRevokeEndpointErrors(t *testing.T) {
-	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789-0123456789ab"}})
+	const scoped = "scoped-key-0123456789-0123456789ab"
+	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789-0123456789ab", scoped + ":builds-*"}})
 	cases := []struct {
 		name, key, ctype, body string
 		status                 int
@@ -217,6 +218,7 @@ func TestRevokeEndpointErrors(t *testing.T) {
 	}{
 		{"no key", "", "application/json", `{"jti":"x"}`, 401, "api_key_required"},
 		{"wrong key", "wrong-key-0123456789", "application/json", `{"jti":"x"}`, 401, "invalid_api_key"},
+		{"key scoped to channels", scoped, "application/json", `{"sub":"y"}`, 403, "key_scope"},
 		{"not JSON", "server-key-0123456789-0123456789ab", "application/json", `{jti`, 400, "invalid_body"},
 		{"empty", "server-key-0123456789-0123456789ab", "application/json", ``, 400, "invalid_body"},
 		{"array", "server-key-0123456789-0123456789ab", "application/json", `[{"jti":"x"}]`, 400, "invalid_body"},
