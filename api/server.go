@@ -155,6 +155,7 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	e.GET("/v1/poll", s.handlePoll)
 	e.POST("/v1/events", s.handlePublish)
 	e.GET("/v1/channels/:channel/events", s.handleHistory)
+	e.GET("/v1/openapi.json", serveOpenAPI)
 	s.engine = e
 	return s
 }
