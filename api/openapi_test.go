@@ -238,7 +238,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{newReq(t, "GET", a.URL+"/v1/poll?channels=a,b,c,d", ""), 400, "too_many_channels"},
 			{newReq(t, "GET", a.URL+"/v1/stream?channel=builds", "", "Last-Event-ID", "x"), 400, "invalid_cursor"},
 			{newReq(t, "GET", a.URL+"/v1/poll?channel=builds&cursor=-1", ""), 400, "invalid_cursor"},
-			{newReq(t, "GET", a.URL+"/v1/channels/builds/events?after=1.5", ""), 400, "invalid_cursor"},
+			{newReq(t, "GET", a.URL+"/v1/channels/builds/events?after=x.y", ""), 400, "invalid_cursor"},
 			{newReq(t, "GET", a.URL+"/v1/poll?channel=builds&timeout=0", ""), 400, "invalid_timeout"},
 			{newReq(t, "GET", a.URL+"/v1/channels/builds/events?limit=0", ""), 400, "invalid_limit"},
 			{pub(`{"channel":`), 400, "invalid_body"},
