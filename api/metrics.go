@@ -35,6 +35,7 @@ type Metrics struct {
 	seqEvents      prometheus.Counter
 	seqBatchTime   prometheus.Histogram
 	seqLeader      prometheus.Gauge
+	seqHead        prometheus.Gauge
 	logHead        prometheus.Gauge
 	logFloor       prometheus.Gauge
 	feedReconnects prometheus.Counter
@@ -67,6 +68,7 @@ func NewMetrics() *Metrics {
 		seqEvents:      prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_sequencer_events_total", Help: "Events sequenced by this replica."}),
 		seqBatchTime:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_sequencer_batch_seconds", Help: "Duration of sequencer steps that moved events.", Buckets: latencyBuckets}),
 		seqLeader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_leader", Help: "1 while this replica is the sequencer leader."}),
+		seqHead:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_head", Help: "Highest seq this replica sequenced while leader; max(herald_sequencer_head) - herald_log_head is a replica's lag in events."}),
 		logHead:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_head", Help: "Highest seq delivered by this replica's feed."}),
 		logFloor:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_floor", Help: "Lowest retained seq (as of this replica's last retention run)."}),
 		feedReconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_feed_reconnects_total", Help: "Times the LISTEN connection was lost and re-established."}),
@@ -76,7 +78,7 @@ func NewMetrics() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.delivered, m.latency, m.resets, m.evictions, m.replays,
 		m.replayed, m.pollsWaiting, m.authFailures, m.requests, m.seqBatches, m.seqEvents, m.seqBatchTime, m.seqLeader,
-		m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
+		m.seqHead, buildInfoGauge(ReadBuild()), m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -102,6 +104,7 @@ func (m *Metrics) Sequencer(o *store.SequencerOptions) {
 		m.seqBatches.Inc()
 		m.seqEvents.Add(float64(rows))
 		m.seqBatchTime.Observe(took.Seconds())
+		m.seqHead.Set(float64(head))
 	}
 	o.OnLeader = func(leader bool) {
 		if prevLeader != nil {

@@ -188,6 +188,7 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	e.POST("/v1/events", s.handlePublish)
 	e.POST("/v1/revocations", s.handleRevoke)
 	e.GET("/v1/channels/:channel/events", s.handleHistory)
+	e.GET("/v1/openapi.json", serveOpenAPI)
 	s.engine = e
 	return s
 }

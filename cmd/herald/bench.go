@@ -228,7 +228,7 @@ func newBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench, e
 	case "nchan":
 		b.tgt = newNchanTarget(base, max(cfg.writers[0], 8))
 	case "herald":
-		log, err := newLogger(io.Discard, "error")
+		log, err := newLogger(io.Discard, "error", logText)
 		if err != nil {
 			return nil, err
 		}

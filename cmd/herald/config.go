@@ -80,10 +80,12 @@ type commonFlags struct {
 	databaseURL string
 	dataDir     string
 	logLevel    string
+	logFormat   string
 }
 
 func (c *commonFlags) bind(e *envFlags) {
 	e.String(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; unset runs an embedded PostgreSQL in --data-dir")
 	e.String(&c.dataDir, "data-dir", "HERALD_DATA_DIR", ".herald", "embedded PostgreSQL's data directory")
 	e.String(&c.logLevel, "log-level", "HERALD_LOG_LEVEL", "info", "debug, info, warn or error")
+	e.String(&c.logFormat, "log-format", "HERALD_LOG_FORMAT", logText, "text, or json: every line printed is a JSON object")
 }

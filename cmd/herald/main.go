@@ -4,7 +4,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,8 +13,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "herald:", err)
+	var stdout, stderr io.Writer = os.Stdout, os.Stderr
+	jsonMode := jsonLogRequested(os.Args[1:], os.Getenv)
+	if jsonMode {
+		stdout, stderr = newJSONLines(os.Stdout), newJSONLines(os.Stderr)
+	}
+	if err := run(ctx, os.Args[1:], os.Getenv, stdout, stderr); err != nil {
+		printError(os.Stderr, err, jsonMode)
 		stop()
 		os.Exit(exitCode(err))
 	}

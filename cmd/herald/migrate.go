@@ -32,7 +32,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	default:
 		return &usageError{fmt.Sprintf("migrate %q: want up, down, version or force N", rest)}
 	}
-	log, err := newLogger(stderr, c.logLevel)
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
 	}

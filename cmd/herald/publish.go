@@ -31,7 +31,7 @@ func publish(ctx context.Context, args []string, getenv func(string) string, std
 	if err := ev.Validate(); err != nil {
 		return &usageError{err.Error()}
 	}
-	log, err := newLogger(stderr, c.logLevel)
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
 	}

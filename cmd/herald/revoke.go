@@ -35,7 +35,7 @@ func revoke(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &usageError{fmt.Sprintf("--jti/--sub %v", err)}
 	}
 	ttl = revocationTTL(ttl, maxLifetime)
-	log, err := newLogger(stderr, c.logLevel)
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
 	}

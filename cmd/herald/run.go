@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 )
 
@@ -35,6 +34,7 @@ Usage:
   herald revoke --jti ID | --sub U [--ttl 24h]   revoke tokens on every replica
   herald bench SCENARIO [flags]      load-test herald (or nchan): fanout, channels, idle, resume, longpoll, publish, feed
   herald health [URL]                exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
+  herald version                     print the module version, VCS revision and Go version
 
 Run "herald COMMAND -h" for a command's flags. Every flag can also be set
 in the environment (shown in brackets).
@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return benchCmd(ctx, args, getenv, stdout, stderr)
 	case "health":
 		return health(ctx, args, stdout)
+	case "version":
+		return version(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -100,12 +102,4 @@ func envDefault(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
-}
-
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, &usageError{fmt.Sprintf("log level %q (--log-level or HERALD_LOG_LEVEL): want debug, info, warn or error", level)}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

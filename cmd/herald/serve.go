@@ -80,7 +80,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	if e.fs.NArg() > 0 {
 		return cfg, nil, &usageError{fmt.Sprintf("%s takes no arguments, got %q", name, e.fs.Args())}
 	}
-	log, err := newLogger(stderr, cfg.logLevel)
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
 		return cfg, nil, err
 	}
