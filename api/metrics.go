@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,7 +37,8 @@ type Metrics struct {
 	seqBatchTime   prometheus.Histogram
 	seqLeader      prometheus.Gauge
 	seqHead        prometheus.Gauge
-	logHead        prometheus.Gauge
+	logHead        prometheus.GaugeFunc
+	headOf         atomic.Pointer[func() int64] // the feed's head, read at scrape time
 	logFloor       prometheus.Gauge
 	feedReconnects prometheus.Counter
 	feedLag        prometheus.Histogram
@@ -69,13 +71,18 @@ func NewMetrics() *Metrics {
 		seqBatchTime:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_sequencer_batch_seconds", Help: "Duration of sequencer steps that moved events.", Buckets: latencyBuckets}),
 		seqLeader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_leader", Help: "1 while this replica is the sequencer leader."}),
 		seqHead:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_head", Help: "Highest seq this replica sequenced while leader; max(herald_sequencer_head) - herald_log_head is a replica's lag in events."}),
-		logHead:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_head", Help: "Highest seq delivered by this replica's feed."}),
 		logFloor:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_floor", Help: "Lowest retained seq (as of this replica's last retention run)."}),
 		feedReconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_feed_reconnects_total", Help: "Times the LISTEN connection was lost and re-established."}),
 		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_feed_lag_seconds",
 			Help: "From sequencing to this replica's in-memory fan-out.", Buckets: latencyBuckets}),
 		fanout: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_fanout_deliveries_total", Help: "Event-to-subscriber hand-offs in the feed."}),
 	}
+	m.logHead = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_log_head", Help: "Highest seq delivered by this replica's feed."}, func() float64 {
+		if h := m.headOf.Load(); h != nil {
+			return float64((*h)())
+		}
+		return 0
+	})
 	for _, c := range []prometheus.Collector{m.connections, m.delivered, m.latency, m.resets, m.evictions, m.replays,
 		m.replayed, m.pollsWaiting, m.authFailures, m.requests, m.seqBatches, m.seqEvents, m.seqBatchTime, m.seqLeader,
 		m.seqHead, buildInfoGauge(ReadBuild()), m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
@@ -124,6 +131,11 @@ func (m *Metrics) Sequencer(o *store.SequencerOptions) {
 	}
 }
 
+// feedHead makes herald_log_head read head at scrape time. A gauge set
+// from dispatched batches missed a head the feed loaded when it connected
+// (rows sequenced before it started), and stayed 0 until the next notice.
+func (m *Metrics) feedHead(head func() int64) { m.headOf.Store(&head) }
+
 // Feed sets the feed's hooks (after any already set).
 func (m *Metrics) Feed(o *store.FeedOptions) {
 	prevReconnect, prevEvict, prevDispatch, prevReplay := o.OnReconnect, o.OnEvict, o.OnDispatch, o.OnReplay
@@ -145,7 +157,6 @@ func (m *Metrics) Feed(o *store.FeedOptions) {
 		}
 		m.fanout.Add(float64(deliveries))
 		if n := len(events); n > 0 {
-			m.logHead.Set(float64(events[n-1].Seq))
 			now := time.Now()
 			for _, e := range events {
 				m.feedLag.Observe(now.Sub(e.At).Seconds())

@@ -149,6 +149,9 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	}
 	s.poll = &longpoll.Handler{Feed: feed, Stop: s.stop}
 	if m := cfg.Metrics; m != nil {
+		if feed != nil {
+			m.feedHead(feed.Head)
+		}
 		s.stream.Hooks = m.streamHooks()
 		s.poll.Hooks = m.pollHooks()
 	}

@@ -269,9 +269,8 @@ func wrotePayloads(channel string, n int) []string {
 	return out
 }
 
-// waitPollHead waits until base's log head (what a poll without a cursor
-// answers) reaches seq. Unlike herald_log_head, which moves only when the
-// feed dispatches, it also sees rows sequenced before the feed started.
+// waitPollHead waits until base's log head, as a poll without a cursor
+// answers it (what a client sees, not a metric), reaches seq.
 func waitPollHead(t *testing.T, base string, seq int64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
