@@ -71,7 +71,7 @@ func readStream(t *testing.T, req *http.Request, done func(frames []any) bool) *
 	for !done(openapitest.ParseSSE(buf.Bytes())) {
 		n, err := resp.Body.Read(chunk)
 		buf.Write(chunk[:n])
-		if err != nil {
+		if err != nil && !done(openapitest.ParseSSE(buf.Bytes())) { // the last frames may come with EOF
 			t.Fatalf("stream %s ended (%v) before the frames the test waits for; got:\n%.3000s", req.URL, err, buf.String())
 		}
 	}
@@ -98,6 +98,23 @@ func isNotice(f map[string]any) bool {
 }
 func isPing(f map[string]any) bool  { return f["comment"] == "ping" }
 func isReset(f map[string]any) bool { return f["event"] == "reset" }
+
+// untilFree polls url until it is no longer answered 429: the server
+// frees a connection slot only once it has noticed the client hang up.
+func untilFree(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp := exchange(t, newReq(t, "GET", url, ""))
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still 429 after 30 s", url)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, not waiting for readiness blindly
+	}
+}
 
 // TestOpenAPIResponses runs herald and checks every endpoint's real
 // answers, successes and each documented error status, against
@@ -128,7 +145,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	}))
 	t.Cleanup(app.Close)
 	a := apitest.Start(t, apitest.Options{API: api.Config{
-		Heartbeat: 50 * time.Millisecond, MaxChannels: 3, APIKeys: []string{"key1"}, CORSOrigins: []string{"https://ok.example"},
+		Heartbeat: 50 * time.Millisecond, MaxChannels: 3, APIKeys: []string{"key1", "key2:builds"}, CORSOrigins: []string{"https://ok.example"},
 		Metrics:    api.NewMetrics(),
 		Authorizer: &api.ChannelAuth{Tokens: tokens, App: &api.AuthURL{URL: app.URL, Timeout: 300 * time.Millisecond}},
 	}})
@@ -169,6 +186,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		ok(newReq(t, "GET", a.URL+"/healthz", ""), 200)
 		ok(newReq(t, "GET", a.URL+"/readyz", ""), 200)
 		ok(newReq(t, "GET", a.URL+"/metrics", ""), 200)
+		ok(newReq(t, "POST", a.URL+"/v1/revocations", `{"sub":"nobody","ttl":"1h"}`, "Authorization", "Bearer key1", "Content-Type", "application/json"), 201)
 		resp := ok(newReq(t, "GET", a.URL+"/v1/openapi.json", ""), 200)
 		if body, _ := io.ReadAll(resp.Body); !bytes.Equal(body, api.OpenAPI) {
 			t.Error("GET /v1/openapi.json is not the embedded document")
@@ -214,6 +232,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		req := newReq(t, "GET", b.URL+"/v1/stream?channel=builds", "", "Last-Event-ID", "999999")
 		resp := readStream(t, req, func(f []any) bool { return has(f, 1, isReset) && has(f, 1, isPing) })
 		v.Response(t, req, resp)
+		untilFree(t, b.URL+"/v1/poll?channel=builds&timeout=1")
 		errorCase(t, v, newReq(t, "GET", b.URL+"/v1/poll?channel=builds&cursor=999999", ""), 410, "reset")
 		errorCase(t, v, newReq(t, "GET", b.URL+"/v1/channels/builds/events?after=0", ""), 410, "reset")
 	})
@@ -260,6 +279,15 @@ func TestOpenAPIResponses(t *testing.T) {
 			{pub(`{"channel":"a","data":{"x":"` + strings.Repeat("y", 3<<20) + `"}}`), 413, "payload_too_large"},
 			{pub(tooMany), 413, "too_many_events"},
 			{pub(`{"channel":"a"}`, "Content-Type", "text/plain"), 415, "unsupported_media_type"},
+			{pub(`{"channel":"a","chanel":"b"}`), 400, "unknown_field"},
+			{pub(`{"channel":"a","channel":"b"}`), 400, "duplicate_field"},
+			{pub(`{"channel":"other"}`, "Authorization", "Bearer key2"), 403, "channel_not_allowed"},
+			{newReq(t, "POST", a.URL+"/v1/revocations", `{"sub":"u"}`, "Authorization", "Bearer key2"), 403, "key_scope"},
+			{newReq(t, "POST", a.URL+"/v1/revocations", `{"jti":"a","sub":"b"}`, "Authorization", "Bearer key1"), 400, "invalid_body"},
+			{newReq(t, "POST", a.URL+"/v1/revocations", `{"sub":"u","ttl":"forever"}`, "Authorization", "Bearer key1"), 400, "invalid_ttl"},
+			{newReq(t, "POST", a.URL+"/v1/revocations", `{"sub":"u"}`), 401, "api_key_required"},
+			{newReq(t, "POST", b.URL+"/v1/revocations", `{"sub":"u"}`), 404, "revocations_disabled"},
+			{newReq(t, "POST", a.URL+"/v1/revocations", `{"sub":"u"}`, "Authorization", "Bearer key1", "Content-Type", "text/plain"), 415, "unsupported_media_type"},
 			{newReq(t, "GET", a.URL+"/v1/poll?channel=private-slow", ""), 503, "auth_unavailable"},
 			{newReq(t, "GET", a.URL+"/v1/stream?channel=private-slow", ""), 503, "auth_unavailable"},
 			{newReq(t, "GET", a.URL+"/v1/channels/private-slow/events", ""), 503, "auth_unavailable"},
@@ -296,6 +324,44 @@ func TestOpenAPIResponses(t *testing.T) {
 		defer resp.Body.Close()
 		errorCase(t, v, newReq(t, "GET", b.URL+"/v1/poll?channel=builds", ""), 429, "too_many_connections")
 		errorCase(t, v, newReq(t, "GET", b.URL+"/v1/stream?channel=builds", ""), 429, "too_many_connections")
+		// An EventSource-style request gets the 429 in band: 200, retry:,
+		// event: unavailable, end.
+		req = newReq(t, "GET", b.URL+"/v1/stream?channel=builds", "", "Accept", "text/event-stream")
+		v.Request(t, req)
+		un := exchange(t, req)
+		body, _ := io.ReadAll(un.Body)
+		un.Body = io.NopCloser(bytes.NewReader(body))
+		frames := openapitest.ParseSSE(body)
+		if un.StatusCode != 200 || !has(frames, 1, func(f map[string]any) bool { return f["event"] == api.UnavailableEvent }) {
+			t.Fatalf("in-band 429: %d %q, want 200 with an unavailable event", un.StatusCode, body)
+		}
+		v.Response(t, req, un)
+	})
+
+	t.Run("revoked", func(t *testing.T) {
+		// A stream whose token is revoked over HTTP ends with event: revoked.
+		tok, err := api.MintTokenWith(secret, "u-revoked", []string{"private-*"}, time.Hour, api.MintOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := jwt.MapClaims{}
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, claims); err != nil || claims["jti"] == nil {
+			t.Fatalf("minted token has no jti: %v %v", claims, err)
+		}
+		req := newReq(t, "GET", a.URL+"/v1/stream?channel=private-r", "", "Authorization", "Bearer "+tok)
+		v.Request(t, req)
+		revoke := newReq(t, "POST", a.URL+"/v1/revocations", `{"jti":"`+claims["jti"].(string)+`"}`, "Authorization", "Bearer key1", "Content-Type", "application/json")
+		revoked := false
+		resp := readStream(t, req, func(f []any) bool {
+			if !revoked && len(f) > 0 { // the stream is open: revoke its token
+				revoked = true
+				if r := exchange(t, revoke); r.StatusCode != 201 {
+					t.Fatalf("POST /v1/revocations: %d", r.StatusCode)
+				}
+			}
+			return has(f, 1, func(f map[string]any) bool { return f["event"] == "revoked" })
+		})
+		v.Response(t, req, resp)
 	})
 
 	t.Run("database down", func(t *testing.T) {
@@ -374,9 +440,10 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		}
 	}
 	// Built from a field name ("invalid_" + field) in the error table.
-	for _, field := range []string{"channel", "type", "data"} {
+	for _, field := range []string{"channel", "type", "data", "jti", "sub"} {
 		inSource["invalid_"+field] = true
 	}
+	delete(inSource, "invalid_")      // the prefix of those, not a code
 	delete(inSource, "client_closed") // the client has gone: never sent
 	if len(inSource) < 25 {
 		t.Fatalf("found only %d codes in the api sources; the pattern is broken", len(inSource))
