@@ -17,7 +17,7 @@ import (
 
 var errClient = &http.Client{Timeout: 15 * time.Second}
 
-// errorBody is the contract's error shape (DESIGN.md section 2, Errors).
+// errorBody is the contract's error shape.
 type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`

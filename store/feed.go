@@ -39,7 +39,7 @@ type FeedOptions struct {
 
 // Feed is one process's view of the event log: one dedicated LISTEN
 // connection, one query per wake-up whatever the number of subscribers, and
-// in-memory fan-out (DESIGN.md section 1).
+// in-memory fan-out.
 type Feed struct {
 	db   *DB
 	opts FeedOptions

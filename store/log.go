@@ -91,7 +91,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 		upto = 1<<63 - 1
 	}
 	// One index range scan per channel (channel, seq), each bounded by
-	// limit, then a merge: fast at any depth (DESIGN.md section 1).
+	// limit, then a merge: fast at any depth.
 	rows, err := db.pool.Query(ctx, `
 		SELECT s.epoch, s.floor_seq, s.last_seq, e.seq, e.channel, e.type, e.data, e.at
 		FROM herald.sequencer_state s

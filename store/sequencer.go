@@ -45,7 +45,7 @@ type SequencerOptions struct {
 }
 
 // Sequencer copies inbox rows into the event log in commit order with a
-// dense seq. It uses PgQ's snapshot-difference tick (DESIGN.md section 1):
+// dense seq. It uses PgQ's snapshot-difference tick:
 // each step takes the rows that became visible since the previous step's
 // snapshot (xid >= xmax(prev) or xid in xip(prev), and visible now), numbers
 // them by (xid, id) after last_seq, and stores the new snapshot, all in one

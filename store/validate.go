@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// The limits of the contract (DESIGN.md section 2). The database enforces
+// The limits of the contract. The database enforces
 // the same ones with CHECK constraints (migrations/0001_init.up.sql), so
 // apps writing SQL directly cannot get past them either.
 const (

@@ -8,7 +8,7 @@ package stream
 // and Subscribe drives the reconnect loop itself. r3labs still builds the
 // request (Accept, Cache-Control, Last-Event-ID from Client.LastEventID, our
 // headers), runs its read loop over its EventStreamReader and parses fields
-// into sse.Event. Its defects (DESIGN.md §1) are fixed around it:
+// into sse.Event. Its defects are fixed around it:
 //
 //  1. Truncated events: r3labs's scanner hands whatever is buffered at EOF
 //     or on a read error to the parser as a complete event. Our

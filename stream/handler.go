@@ -2,7 +2,7 @@
 //
 // The handler is herald's own rather than r3labs/sse/v2's server, which
 // cannot replay from an external store to one subscriber, rewrites ids, and
-// lets one stalled subscriber block a whole stream (DESIGN.md section 1).
+// lets one stalled subscriber block a whole stream.
 package stream
 
 import (
@@ -134,7 +134,7 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 	if sw.flush() != nil {
 		return
 	}
-	// Slow consumers are never waited on (DESIGN.md section 1): once the
+	// Slow consumers are never waited on: once the
 	// feed evicts this subscriber, a write blocked on it is cut now rather
 	// than at its deadline, so the connection and its buffers go at once.
 	// finish (deferred) makes a late callback a no-op: once run returns,

@@ -16,7 +16,7 @@ import (
 )
 
 // A notice inserted with SQL reaches a raw HTTP client, framed exactly as
-// DESIGN.md section 2 says, and the Go client, decoded to the same fields.
+// docs/PROTOCOL.md says, and the Go client, decoded to the same fields.
 func TestStreamWireFormat(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
 	client := newRawClient(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -123,4 +124,19 @@ func openDatabase(ctx context.Context, url, dataDir string, start bool, log *slo
 		return nil, err
 	}
 	return &database{URL: c.URL(embeddedDB), cluster: c, opts: opts}, nil
+}
+
+// openStore opens the database a one-shot command (publish, revoke) works
+// on: DATABASE_URL, or the embedded cluster's data directory (not started
+// here), with a logger from the command's flags.
+func (c *commonFlags) openStore(ctx context.Context, stderr io.Writer) (*store.DB, error) {
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return nil, err
+	}
+	d, err := openDatabase(ctx, c.databaseURL, c.dataDir, false, log)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, d.URL, log)
 }

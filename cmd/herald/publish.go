@@ -31,15 +31,7 @@ func publish(ctx context.Context, args []string, getenv func(string) string, std
 	if err := ev.Validate(); err != nil {
 		return &usageError{err.Error()}
 	}
-	log, err := newLogger(stderr, c.logLevel, c.logFormat)
-	if err != nil {
-		return err
-	}
-	d, err := openDatabase(ctx, c.databaseURL, c.dataDir, false, log)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, d.URL, log)
+	db, err := c.openStore(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -35,15 +35,7 @@ func revoke(ctx context.Context, args []string, getenv func(string) string, stdo
 		return &usageError{fmt.Sprintf("--jti/--sub %v", err)}
 	}
 	ttl = revocationTTL(ttl, maxLifetime)
-	log, err := newLogger(stderr, c.logLevel, c.logFormat)
-	if err != nil {
-		return err
-	}
-	d, err := openDatabase(ctx, c.databaseURL, c.dataDir, false, log)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, d.URL, log)
+	db, err := c.openStore(ctx, stderr)
 	if err != nil {
 		return err
 	}
