@@ -140,8 +140,8 @@ func TestTypeScriptPackage(t *testing.T) {
 	}
 	if node != "" {
 		out, err := runIn(t, consumer, node, "out.js")
-		if err != nil || strings.TrimSpace(out) != "herald.transport 25 null" {
-			t.Errorf("node out.js: %v: %q, want %q", err, out, "herald.transport 25 null")
+		if err != nil || strings.TrimSpace(out) != "herald.transport 20 null" {
+			t.Errorf("node out.js: %v: %q, want %q", err, out, "herald.transport 20 null")
 		}
 	}
 }
