@@ -108,14 +108,18 @@ func TestServerBinaryHasNoLoadGenerator(t *testing.T) {
 			t.Errorf("cmd/herald depends on %s", p.ImportPath)
 		}
 	}
+	var benchFiles []string
 	for _, f := range server.GoFiles {
 		if strings.HasPrefix(f, "bench") {
-			t.Errorf("cmd/herald/%s is part of the server binary: the load generator belongs in cmd/herald-bench", f)
+			benchFiles = append(benchFiles, f)
 		}
 		path := filepath.Join(root, "cmd", "herald", f)
 		for _, pos := range caseLabels(t, path, "bench") {
 			t.Errorf("%s: the server still has a `herald bench` subcommand (case %q)", rel(root, pos), "bench")
 		}
+	}
+	if len(benchFiles) > 0 {
+		t.Errorf("%d load generator files are part of the server binary (they belong in cmd/herald-bench): cmd/herald/{%s}", len(benchFiles), strings.Join(benchFiles, ","))
 	}
 }
 
