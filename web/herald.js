@@ -127,7 +127,14 @@ export { DEFAULTS } from "./herald/defaults.js";
 export { STORAGE_KEY, readCache, writeCache } from "./herald/cache.js";
 export { parseRetryAfter } from "./herald/errors.js";
 export { backoffDelay } from "./herald/strategy.js";
-export { makeSseTransport, makePollTransport } from "./herald/transports.js";
+export { makeSseTransport } from "./herald/sse.js";
+export { makePollTransport } from "./herald/poll.js";
+
+// A browser learns a module's imports only once it has fetched it, so each level of imports
+// would cost a round trip: herald.js names every module (the two not named above here), and
+// they are all fetched at once, right after it (web_test.go checks none is left out).
+import "./herald/cursor.js";
+import "./herald/probe.js";
 
 /**
  * subscribe({url, channels, token, authorize, onNotice, onReset, onStateChange, cursor,

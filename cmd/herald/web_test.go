@@ -19,7 +19,7 @@ import (
 
 // importRE finds the relative module specifiers of a JavaScript module's
 // static imports and re-exports (herald.js and its modules use no other).
-var importRE = regexp.MustCompile(`(?m)^(?:import|export)\b[^;]*?\bfrom\s+"(\.{1,2}/[^"]+)";`)
+var importRE = regexp.MustCompile(`(?m)^(?:import\s*|(?:import|export)\b[^;]*?\bfrom\s*)"(\.{1,2}/[^"]+)";`)
 
 // TestWebClientServed: /herald.js and every module it imports, directly
 // or through another module, resolved as a browser resolves them, are
