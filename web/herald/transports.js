@@ -22,8 +22,6 @@
 import { makeSseTransport } from "./sse.js";
 import { makePollTransport } from "./poll.js";
 
-export { makeSseTransport, makePollTransport };
-
 export const ORDER = ["sse", "poll"];
 
 // TRANSPORTS are the built-in factories, by name; options.transports replaces or adds some.
