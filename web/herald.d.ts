@@ -1,7 +1,8 @@
 // Type declarations for herald.js, the browser client of herald (SSE first,
 // long-poll fallback). herald.js is plain JavaScript and stays so: it is
-// served unbundled at /herald.js; these types describe its exports for
-// TypeScript users who install it as a package.
+// served unbundled at /herald.js, with the modules it imports at
+// /herald/*.js; these types describe its exports (the public API; the
+// modules are internal) for TypeScript users who install it as a package.
 
 /** A cursor: the id of the last notice received. Opaque; send it back as is. */
 export type Cursor = string;

@@ -2,12 +2,16 @@ package web_test
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	heraldweb "github.com/herald-dev/herald/web"
 )
 
 // tool finds a pinned node tool that .ci/run installs in .ci/tools; in CI
@@ -101,13 +105,27 @@ func TestTypeScriptPackage(t *testing.T) {
 	if out, err := runIn(t, consumer, npm, "install", "--offline", "--no-audit", "--no-fund", "--silent", tarball); err != nil {
 		t.Fatalf("npm install %s: %v\n%s", tarball, err, out)
 	}
-	installed, _ := os.ReadDir(filepath.Join(consumer, "node_modules", "@herald-dev", "herald"))
+	// The package is herald.js, the modules it imports (herald/*.js, as
+	// served at /herald/), its types and package.json: nothing else.
+	pkg := filepath.Join(consumer, "node_modules", "@herald-dev", "herald")
 	var files []string
-	for _, f := range installed {
-		files = append(files, f.Name())
+	err = filepath.WalkDir(pkg, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(pkg, p)
+		files = append(files, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Join(files, " ") != "herald.d.ts herald.js package.json" {
-		t.Errorf("the package installs %v, want herald.d.ts herald.js package.json", files)
+	modules, _ := fs.Glob(heraldweb.FS, "herald/*.js")
+	want := append([]string{"herald.d.ts", "herald.js", "package.json"}, modules...)
+	sort.Strings(files)
+	sort.Strings(want)
+	if strings.Join(files, " ") != strings.Join(want, " ") {
+		t.Errorf("the package installs %v, want %v", files, want)
 	}
 	write("consumer.ts", consumerTS)
 	write("misuse.ts", misuseTS)

@@ -4,9 +4,11 @@ package web
 
 import "embed"
 
-// FS holds the files served under /herald.js and /demo/: herald.js, and
-// the demo dashboard's page, script and style (demo/*, served by package
-// demo).
+// FS holds the files served under /herald.js, /herald/ and /demo/:
+// herald.js, the entry module; herald/*.js, the modules it imports
+// relatively (so a browser that loaded /herald.js asks for /herald/*.js);
+// and the demo dashboard's page, script and style (demo/*, served by
+// package demo).
 //
-//go:embed herald.js demo/*
+//go:embed herald.js herald/*.js demo/*
 var FS embed.FS
