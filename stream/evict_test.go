@@ -174,7 +174,7 @@ func TestStreamEvictsSlowConsumer(t *testing.T) {
 		StallTimeout: 200 * time.Millisecond,
 		OnEvict:      func() { once.Do(func() { close(evicted) }) },
 	}})
-	smallSendBuffers(t, env.HTTP.Listener)
+	smallSendBuffers(t, env.Listener)
 	client := newRawClient(t)
 	path := streamPath([]string{"busy"}, "")
 
