@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # herald against nchan, side by side, on this machine: installs nginx and
 # nchan from Debian's packages if missing, starts nchan (bench/nchan.conf)
-# and herald on 127.0.0.1, runs the same `herald bench` scenarios against
+# and herald on 127.0.0.1, runs the same `herald-bench` scenarios against
 # both, stops both, and writes BENCHMARKS.md.
 #
 #   bench/compare.sh                 # the full run (about 10-15 minutes)
@@ -89,11 +89,13 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_free "$HERALD_PORT" || die "port $HERALD_PORT is in use (set HERALD_PORT)"
 port_free "$NCHAN_PORT" || die "port $NCHAN_PORT is in use (set NCHAN_PORT)"
 
-# --- build herald -----------------------------------------------------------
+# --- build herald and the load generator ------------------------------------
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
-log "building herald"
+log "building herald and herald-bench"
 go build -o "$TMP/herald" ./cmd/herald
+go build -o "$TMP/herald-bench" ./cmd/herald-bench
 HERALD=$TMP/herald
+BENCH=$TMP/herald-bench
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -161,8 +163,8 @@ bench() {
 		url="http://127.0.0.1:$HERALD_PORT"
 		[[ $t == nchan ]] && url="http://127.0.0.1:$NCHAN_PORT"
 		log "[$N] $label: $t"
-		local cmd=("$HERALD" bench "$scenario" --target "$t" --url "$url" --runs "$RUNS" --label "$label" --json "$@")
-		COMMANDS+=("herald bench $scenario --target $t --url $url --runs $RUNS --label '$label' --json $*")
+		local cmd=("$BENCH" "$scenario" --target "$t" --url "$url" --runs "$RUNS" --label "$label" --json "$@")
+		COMMANDS+=("herald-bench $scenario --target $t --url $url --runs $RUNS --label '$label' --json $*")
 		if ! timeout 600 env "${herald_env[@]}" "${cmd[@]}" >"$TMP/results/$(printf %02d "$N")-$t.json" 2>>"$TMP/bench.log"; then
 			log "[$N] $label against $t reported a failure (see the table and $TMP/bench.log)"
 			FAILURES+=("$label ($t)")
@@ -208,8 +210,8 @@ log "scenarios done in ${ELAPSED}s"
 
 # --- BENCHMARKS.md ----------------------------------------------------------
 results=("$TMP"/results/*.json)
-TABLE=$("$HERALD" bench report "${results[@]}")
-READING=$("$HERALD" bench report --reading "${results[@]}")
+TABLE=$("$BENCH" report "${results[@]}")
+READING=$("$BENCH" report --reading "${results[@]}")
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 RAM=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -289,7 +291,7 @@ with \`DATABASE_URL\` (or \`--data-dir\`) pointing at herald's database:
 
 \`\`\`sh
 $(printf '%s\n' "${COMMANDS[@]}")
-herald bench report RESULT.json...
+herald-bench report RESULT.json...
 \`\`\`
 EOF
 	if [[ -f bench/NOTES.md ]]; then

@@ -16,7 +16,7 @@ import (
 // atOnce bounds an answer that must not wait: over 10x what one request
 // takes even on a loaded 2-core -race run, and below the timeout (25 s
 // or more) of every poll held to it, so passing proves the poll answered
-// without waiting for events or its timeout. Speeds are herald bench's.
+// without waiting for events or its timeout. Speeds are herald-bench's.
 const atOnce = 15 * time.Second
 
 // A poll whose cursor has events after it answers at once with exactly
@@ -153,7 +153,7 @@ func TestPollBatchLimit(t *testing.T) {
 // so an answer within atOnce can only have come from the commit's
 // notification waking the poll: that is what the bound proves. The
 // commit-to-answer latency is logged for information; its target is
-// herald bench's (the longpoll scenario), not this test's.
+// herald-bench's (the longpoll scenario), not this test's.
 func TestPollWakesOnCommit(t *testing.T) {
 	const rounds = 7
 	env := start(t, apitest.Options{Feed: store.FeedOptions{Poll: 10 * time.Minute}})

@@ -23,7 +23,7 @@ import (
 // The polls ask for a 25 s timeout, so an answer within drainBound (20 s)
 // can only have come from the drain: that, not a speed, is what
 // the bound proves. A drain takes well under a second on an idle machine
-// (herald bench measures delivery speeds), so the bound is over 10x that
+// (herald-bench measures delivery speeds), so the bound is over 10x that
 // even on a loaded 2-core -race run.
 func testDrain(t *testing.T, cr *crowd) {
 	const drainBound = 20 * time.Second

@@ -1,7 +1,8 @@
 // Package store is herald's Postgres layer: the connection pool, the inbox
 // and event log, the sequencer that turns inbox rows into a dense
 // commit-ordered log, the LISTEN feed that fans the log out to subscribers,
-// retention, and the embedded development cluster. pgx stays inside it.
+// and retention. pgx stays inside it (the embedded development cluster is
+// package embedpg).
 package store
 
 import (

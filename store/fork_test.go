@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald/embedpg"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -32,7 +33,7 @@ const (
 
 // throwaway starts a private cluster on dir (initialised if empty), stopped
 // when t ends.
-func throwaway(t *testing.T, dir string, settings map[string]string) *store.Cluster {
+func throwaway(t *testing.T, dir string, settings map[string]string) *embedpg.Cluster {
 	t.Helper()
 	if settings == nil {
 		settings = map[string]string{}
@@ -41,7 +42,7 @@ func throwaway(t *testing.T, dir string, settings map[string]string) *store.Clus
 	settings["full_page_writes"] = "on"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := store.StartCluster(ctx, store.ClusterOptions{DataDir: dir, Settings: settings})
+	c, err := embedpg.Start(ctx, embedpg.Options{DataDir: dir, Settings: settings})
 	if err != nil {
 		t.Fatalf("start cluster in %s: %v", dir, err)
 	}
@@ -67,7 +68,7 @@ func tempRoot(t *testing.T) string {
 // pgTool runs one of PostgreSQL's programs.
 func pgTool(t *testing.T, name string, args ...string) {
 	t.Helper()
-	bin, err := store.FindPostgres()
+	bin, err := embedpg.Find()
 	if err != nil {
 		t.Skip(err)
 	}
@@ -110,7 +111,7 @@ func giveToPostgres(t *testing.T, dir string) {
 	}
 }
 
-func migrated(t *testing.T, c *store.Cluster, db string) string {
+func migrated(t *testing.T, c *embedpg.Cluster, db string) string {
 	t.Helper()
 	if err := c.CreateDatabase(context.Background(), db); err != nil {
 		t.Fatal(err)
@@ -412,7 +413,7 @@ func waitPrimary(t *testing.T, url string) {
 // readableLog lets the server read the log file the test process created in
 // its data directory (as root, for a server running as postgres), which
 // pg_basebackup copies with the rest.
-func readableLog(t *testing.T, c *store.Cluster) {
+func readableLog(t *testing.T, c *embedpg.Cluster) {
 	t.Helper()
 	if err := os.Chmod(filepath.Join(c.Dir(), "postgres.log"), 0o644); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)

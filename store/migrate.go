@@ -139,8 +139,20 @@ func tryLock(ctx context.Context, conn *sql.Conn) error {
 	}
 }
 
-// SchemaVersion reads the applied migration version, for /readyz.
-func (db *DB) SchemaVersion(ctx context.Context) (version int64, dirty bool, err error) {
+// SchemaCurrent reports whether the database's schema is the one this
+// binary's migrations end at, and not left dirty by a failed migration:
+// /readyz asks it, so api needs no knowledge of the migrations package. An
+// error means the version could not be read.
+func (db *DB) SchemaCurrent(ctx context.Context) (bool, error) {
+	v, dirty, err := db.schemaVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	return !dirty && v == migrations.Latest, nil
+}
+
+// schemaVersion reads the applied migration version.
+func (db *DB) schemaVersion(ctx context.Context) (version int64, dirty bool, err error) {
 	err = db.pool.QueryRow(ctx, `SELECT version, dirty FROM herald.schema_migrations LIMIT 1`).Scan(&version, &dirty)
 	var pgErr *pgconn.PgError
 	switch {

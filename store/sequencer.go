@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -357,12 +356,4 @@ func trimInbox(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("trim inbox: %w", err)
 	}
 	return nil
-}
-
-// logger returns l or a discarding logger.
-func logger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
 }

@@ -117,7 +117,7 @@ func TestStreamOverHTTP2(t *testing.T) {
 
 // idleHeapBudget is the live heap an idle stream may hold on the server.
 // The target is ≤ 20 KiB of resident memory per idle connection, which
-// `herald bench idle` measures: RSS also holds goroutine stacks (two per
+// `herald-bench idle` measures: RSS also holds goroutine stacks (two per
 // stream, 6 KiB, twice that under -race, so they are counted here, not
 // budgeted) and garbage not yet collected. While the stream ran inside
 // net/http its live heap was ~18 KiB.

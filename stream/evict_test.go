@@ -174,7 +174,7 @@ func TestStreamEvictsSlowConsumer(t *testing.T) {
 		StallTimeout: 200 * time.Millisecond,
 		OnEvict:      func() { once.Do(func() { close(evicted) }) },
 	}})
-	smallSendBuffers(t, env.HTTP.Listener)
+	smallSendBuffers(t, env.Listener)
 	client := newRawClient(t)
 	path := streamPath([]string{"busy"}, "")
 
@@ -252,7 +252,7 @@ func TestStreamEvictsSlowConsumer(t *testing.T) {
 	t.Logf("commit→receive latency of the others: p50 %v, p99 %v, max %v", p50, p99, worst)
 	// Held up by the slow one, the others would wait out its blocked
 	// write (the one-minute WriteTimeout). Well under a second is expected
-	// (herald bench measures latency); 10 s is over 10x that on a loaded
+	// (herald-bench measures latency); 10 s is over 10x that on a loaded
 	// -race run and far below the minute: the bound proves "not held up",
 	// not a speed.
 	if p99 > 10*time.Second {

@@ -4,7 +4,8 @@ package apitest
 
 import (
 	"context"
-	"net/http/httptest"
+	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -25,8 +26,10 @@ type Env struct {
 	Seq    *store.Sequencer
 	Leases *store.Leases
 	Server *api.Server
-	HTTP   *httptest.Server
-	Pool   *pgxpool.Pool // for tests that write as an app would
+	HTTP   *http.Server
+	// Listener is the HTTP server's: tests may tune its socket options.
+	Listener net.Listener
+	Pool     *pgxpool.Pool // for tests that write as an app would
 
 	stop func()
 }
@@ -49,10 +52,9 @@ func Start(t testing.TB, opts Options) *Env {
 	if url == "" {
 		url = pgtest.URL(t)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	db, err := store.Open(ctx, url, nil)
 	if err != nil {
-		cancel()
 		t.Fatalf("open store: %v", err)
 	}
 	e := &Env{DBURL: url, DB: db}
@@ -70,14 +72,20 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.API.Leases == nil {
 		opts.API.Leases = e.Leases
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = e.Seq.Run(ctx) }()
-	go func() { defer wg.Done(); _ = e.Feed.Run(ctx) }()
-	go func() { defer wg.Done(); _ = e.Leases.Renew(ctx) }()
+	// The same lifecycle as herald serve's; loop errors are not logged.
+	life := api.NewLifecycle(ctx, nil)
+	life.Go("sequencer", e.Seq.Run)
+	life.Go("feed", e.Feed.Run)
+	life.Go("leases", e.Leases.Renew)
 	e.Server = api.New(opts.API, db, e.Feed)
-	e.HTTP = httptest.NewServer(e.Server.Handler())
-	e.URL = e.HTTP.URL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		life.Wait()
+		db.Close()
+		t.Fatalf("listen: %v", err)
+	}
+	e.HTTP, e.Listener, e.URL = &http.Server{}, ln, "http://"+ln.Addr().String()
+	life.Start(e.Server, e.HTTP, ln, e.Feed.Ready())
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatalf("pool: %v", err)
@@ -86,24 +94,22 @@ func Start(t testing.TB, opts Options) *Env {
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			e.Server.Drain()
-			e.HTTP.CloseClientConnections()
-			e.HTTP.Close()
-			wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
-			if err := e.Server.Wait(wctx); err != nil {
+			// No grace for requests: a test that ends leaves none worth
+			// finishing, so their connections close at once.
+			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+			if err := life.Drain(wctx, 0); err != nil {
 				t.Errorf("streams still running 15s after Drain: %v", err)
 			}
 			wcancel()
-			cancel()
-			wg.Wait()
+			life.Wait()
 			pool.Close()
 			db.Close()
 		})
 	}
 	t.Cleanup(e.stop)
-	select {
-	case <-e.Feed.Ready():
-	case <-time.After(30 * time.Second):
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	if err := life.Ready(rctx); err != nil {
 		t.Fatal("feed not ready after 30s")
 	}
 	return e

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-dev/herald/embedpg"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -21,8 +22,8 @@ type database struct {
 	URL string
 
 	mu      sync.Mutex
-	cluster *store.Cluster // nil unless this process started it
-	opts    store.ClusterOptions
+	cluster *embedpg.Cluster // nil unless this process started it
+	opts    embedpg.Options
 	stop    chan struct{} // closed by Close: no more restarts
 	watched chan struct{} // closed when supervise returns
 }
@@ -75,7 +76,7 @@ func (d *database) supervise(ctx context.Context, log *slog.Logger) {
 			}
 			log.Error("embedded PostgreSQL exited; restarting it", "dir", c.Dir())
 			for {
-				nc, err := store.StartCluster(ctx, d.opts)
+				nc, err := embedpg.Start(ctx, d.opts)
 				if err == nil {
 					d.mu.Lock()
 					d.cluster = nc
@@ -108,14 +109,14 @@ func openDatabase(ctx context.Context, url, dataDir string, start bool, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if store.ClusterRunning(dataDir) {
-		return &database{URL: store.SocketURL(dataDir, embeddedDB)}, nil
+	if embedpg.Running(dataDir) {
+		return &database{URL: embedpg.SocketURL(dataDir, embeddedDB)}, nil
 	}
 	if !start {
 		return nil, errors.New("no database: set DATABASE_URL, or start `herald serve` (which runs an embedded PostgreSQL in " + dataDir + ") first")
 	}
-	opts := store.ClusterOptions{DataDir: dataDir, Durable: true, Log: log}
-	c, err := store.StartCluster(ctx, opts)
+	opts := embedpg.Options{DataDir: dataDir, Durable: true, Log: log}
+	c, err := embedpg.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded PostgreSQL (DATABASE_URL is unset): %w", err)
 	}

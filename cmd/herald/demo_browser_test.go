@@ -39,7 +39,7 @@ import (
 )
 
 // maxNoticeToDOM bounds each change's commit → DOM time. The demo's
-// promise is about 1 s (a speed for herald bench and the demo, not for a
+// promise is about 1 s (a speed for herald-bench and the demo, not for a
 // -race test on a loaded machine); 10 s is 10x that and below the 25 s
 // long-poll timeout, so passing proves the change was pushed (an SSE
 // event, or a waiting poll woken), not picked up by a poll timing out or a

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald/embedpg"
 	"github.com/herald-dev/herald/migrations"
-	"github.com/herald-dev/herald/store"
 )
 
 // postmasterPid reads the pid from dir's postmaster.pid.
@@ -38,8 +38,8 @@ func assertStopped(t *testing.T, dir string, pid int) {
 			t.Errorf("%s still exists after serve returned (%v)", f, err)
 		}
 	}
-	if store.ClusterRunning(dir) {
-		t.Error("ClusterRunning after serve returned")
+	if embedpg.Running(dir) {
+		t.Error("embedpg.Running after serve returned")
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("postgres (pid %d) still there after serve returned: kill -0 says %v", pid, err)
@@ -51,7 +51,7 @@ func assertStopped(t *testing.T, dir string, pid int) {
 // other commands find it there; cancelling stops it; a second start reuses
 // the data.
 func TestServeEmbeddedPostgres(t *testing.T) {
-	if _, err := store.FindPostgres(); errors.Is(err, store.ErrNoPostgres) {
+	if _, err := embedpg.Find(); errors.Is(err, embedpg.ErrNoPostgres) {
 		t.Skip(err)
 	}
 	t.Parallel()
@@ -62,7 +62,7 @@ func TestServeEmbeddedPostgres(t *testing.T) {
 	base := srv.serveURL(t, 3*time.Minute)
 	waitReady(t, base, 30*time.Second)
 	pid := postmasterPid(t, dataDir)
-	if !store.ClusterRunning(dataDir) {
+	if !embedpg.Running(dataDir) {
 		t.Fatal("no socket in the data dir")
 	}
 
@@ -92,7 +92,7 @@ func TestServeEmbeddedPostgres(t *testing.T) {
 	if _, _, err := runOnce(t, []string{"publish", "hello", `{"n":2}`}, getenv); err == nil || !strings.Contains(err.Error(), "no database") {
 		t.Errorf("publish with the embedded server stopped: %v", err)
 	}
-	if store.ClusterRunning(dataDir) {
+	if embedpg.Running(dataDir) {
 		t.Fatal("publish started the embedded cluster")
 	}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald/embedpg"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 	"github.com/herald-dev/herald/stream"
@@ -118,7 +119,7 @@ func TestPostgresRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	if _, err := store.FindPostgres(); errors.Is(err, store.ErrNoPostgres) {
+	if _, err := embedpg.Find(); errors.Is(err, embedpg.ErrNoPostgres) {
 		t.Skip(err)
 	}
 	t.Run("external", func(t *testing.T) {
@@ -139,7 +140,7 @@ func TestPostgresRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func() {
-			nc, err := store.StartCluster(ctx, store.ClusterOptions{DataDir: dir})
+			nc, err := embedpg.Start(ctx, embedpg.Options{DataDir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +151,7 @@ func TestPostgresRestart(t *testing.T) {
 		root := tempDir(t)
 		dir := filepath.Join(root, "data")
 		p := startProc(t, []string{"serve", "--listen", "127.0.0.1:0"}, "HERALD_DATA_DIR="+dir)
-		outage(t, p, store.SocketURL(dir, "herald"), func() {
+		outage(t, p, embedpg.SocketURL(dir, "herald"), func() {
 			pidFile, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
 			if err != nil {
 				t.Fatal(err)

@@ -210,7 +210,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 	// Kill the leader; the other must take over by itself. A standby
 	// retries the leader lock every second, so ~1 s is expected; the 30 s
 	// bound (generous for a loaded -race machine) proves a takeover with
-	// no restart and no operator, not a speed (herald bench measures none
+	// no restart and no operator, not a speed (herald-bench measures none
 	// of this either: see docs/FAULTS.md for the measured figure).
 	l, _ := leader(t, 30*time.Second, a, b)
 	survivor := a

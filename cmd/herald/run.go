@@ -32,7 +32,6 @@ Usage:
   herald tail [--from N] CHANNEL...  print notices as they arrive, one JSON line each
   herald token --sub U --channel C... [--ttl 1h]  print a token for HERALD_JWT_SECRET
   herald revoke --jti ID | --sub U [--ttl 24h]   revoke tokens on every replica
-  herald bench SCENARIO [flags]      load-test herald (or nchan): fanout, channels, idle, resume, longpoll, publish, feed
   herald health [URL]                exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
   herald version                     print the module version, VCS revision and Go version
 
@@ -63,8 +62,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return token(ctx, args, getenv, stdout, stderr)
 	case "revoke":
 		return revoke(ctx, args, getenv, stdout, stderr)
-	case "bench":
-		return benchCmd(ctx, args, getenv, stdout, stderr)
 	case "health":
 		return health(ctx, args, stdout)
 	case "version":

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/api"
@@ -138,12 +136,9 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 
 	// Background loops run until shutdown, after the HTTP server has
 	// drained, so streams can finish with what the feed has.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	dbase.supervise(bg, log)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopBG() // runs before wg.Wait
+	life := api.NewLifecycle(ctx, log)
+	defer life.Wait()
+	dbase.supervise(life.Context(), log)
 	metrics := api.NewMetrics()
 	cfg.api.Metrics = metrics
 	seqOpts := store.SequencerOptions{Retention: cfg.retention}
@@ -155,15 +150,9 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	feed := db.NewFeed(feedOpts)
 	leases := db.NewLeases(cfg.leaseTTL)
 	cfg.api.Leases = leases
-	for name, loop := range map[string]func(context.Context) error{"sequencer": seq.Run, "feed": feed.Run, "leases": leases.Renew} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := loop(bg); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("background loop stopped", "loop", name, "err", err)
-			}
-		}()
-	}
+	life.Go("sequencer", seq.Run)
+	life.Go("feed", feed.Run)
+	life.Go("leases", leases.Renew)
 
 	srv := api.New(cfg.api, db, feed)
 	mountWeb(srv)
@@ -173,17 +162,10 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 			return err
 		}
 		for _, loop := range loops {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := loop(bg); err != nil && !errors.Is(err, context.Canceled) {
-					log.Error("background loop stopped", "err", err)
-				}
-			}()
+			life.Go("extension", loop)
 		}
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
 		ReadHeaderTimeout: cfg.headerTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -191,8 +173,9 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		// No WriteTimeout: streams live for hours; each write has its
 		// own deadline instead.
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	// serve does not wait for Ready: /readyz reports it to the load
+	// balancer, and /healthz answers meanwhile.
+	life.Start(srv, hs, ln, feed.Ready())
 	fmt.Fprintf(stdout, "herald listening on http://%s\n", ln.Addr())
 	if adminLn != nil {
 		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: cfg.headerTimeout, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
@@ -206,20 +189,13 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	log.Info("herald started", "addr", ln.Addr().String(), "embedded_postgres", dbase.opts.DataDir != "")
 
 	select {
-	case err := <-serveErr:
+	case err := <-life.Failed():
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	srv.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("requests still running at shutdown timeout; closing them", "err", err)
-		_ = hs.Close()
-	}
-	if err := srv.Wait(sctx); err != nil {
-		log.Warn("streams still running at shutdown timeout", "err", err)
-	}
+	_ = life.Drain(sctx, cfg.shutdownTimeout) // logged by Drain
 	return nil
 }

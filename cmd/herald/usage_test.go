@@ -30,6 +30,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown command", []string{"frobnicate"}, nil, `unknown command "frobnicate"`},
+		// The load generator is cmd/herald-bench, not part of the server.
+		{"bench", []string{"bench", "fanout"}, nil, `unknown command "bench"`},
 		{"bad flag", []string{"serve", "--nope"}, nil, "flag provided but not defined: -nope"},
 		{"bad flag, default command", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
 		{"bad flag value", []string{"serve", "--heartbeat", "often"}, nil, `invalid value "often" for flag -heartbeat`},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-dev/herald/embedpg"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -26,7 +27,7 @@ var (
 	onceErr  error
 	admin    func(db string) string // URL of a database on the test server
 	template string
-	cluster  *store.Cluster
+	cluster  *embedpg.Cluster
 	tmpRoot  string
 	seq      atomic.Int64
 	createMu sync.Mutex // CREATE DATABASE ... TEMPLATE must not overlap on one template
@@ -91,8 +92,8 @@ func setup() error {
 }
 
 // NewCluster starts a throwaway cluster in a temporary directory. The
-// caller stops it (and may restart it with store.StartCluster on Dir()).
-func NewCluster() (*store.Cluster, error) {
+// caller stops it (and may restart it with embedpg.Start on Dir()).
+func NewCluster() (*embedpg.Cluster, error) {
 	root, err := os.MkdirTemp("", "herald-pgtest-")
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func NewCluster() (*store.Cluster, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return store.StartCluster(ctx, store.ClusterOptions{DataDir: filepath.Join(root, "pg"), Log: slog.New(slog.DiscardHandler)})
+	return embedpg.Start(ctx, embedpg.Options{DataDir: filepath.Join(root, "pg"), Log: slog.New(slog.DiscardHandler)})
 }
 
 // URL returns the URL of a fresh migrated database for t, dropped when t

@@ -132,9 +132,9 @@ func TestBenchSSERead(t *testing.T) {
 	}
 }
 
-// TestBenchFanoutEndToEnd runs `herald bench fanout` with 5 subscribers
+// TestBenchFanoutEndToEnd runs `herald-bench fanout` with 5 subscribers
 // and 10 events against a real herald, and the report over its JSON.
-// herald runs as its own process, so the server CPU the bench measures is
+// herald runs as its own process, built from ./cmd/herald, so the server CPU the bench measures is
 // herald's alone, not the load generator's (this test process): the bench
 // must have measured the child's pid and not this one.
 func TestBenchFanoutEndToEnd(t *testing.T) {
@@ -146,16 +146,16 @@ func TestBenchFanoutEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	err := run(ctx, []string{"bench", "fanout", "--url", base, "--subscribers", "5", "--events", "10",
+	err := run(ctx, []string{"fanout", "--url", base, "--subscribers", "5", "--events", "10",
 		"--rate", "0", "--runs", "3", "--duration", "20s", "--json", "--label", "tiny fanout"},
 		env("DATABASE_URL", dbURL), &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
-	// "herald bench: herald server processes [PID ...]"
+	// "herald-bench: herald server processes [PID ...]"
 	measured := ""
 	for _, l := range strings.Split(errb.String(), "\n") {
-		if rest, ok := strings.CutPrefix(l, "herald bench: herald server processes "); ok {
+		if rest, ok := strings.CutPrefix(l, "herald-bench: herald server processes "); ok {
 			measured = rest
 		}
 	}
@@ -194,10 +194,37 @@ func TestBenchFanoutEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
-	if err := run(ctx, []string{"bench", "report", file}, env(), &table, &errb); err != nil {
+	if err := run(ctx, []string{"report", file}, env(), &table, &errb); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(table.String(), "| scenario | figure | herald |") || !strings.Contains(table.String(), "**tiny fanout**") {
 		t.Errorf("report:\n%s", table.String())
+	}
+}
+
+// TestBenchUsageErrors: a command-line mistake exits with status 2 and
+// names what is wrong, before any server or database is reached.
+func TestBenchUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "needs a scenario"},
+		{[]string{"--url", "http://x"}, "needs a scenario"},
+		{[]string{"stampede"}, `unknown bench scenario "stampede"`},
+		{[]string{"fanout", "extra"}, "takes no arguments"},
+		{[]string{"fanout", "--target", "mercury"}, `--target "mercury"`},
+		{[]string{"publish", "--target", "nchan"}, "--target herald only"},
+		{[]string{"report"}, "needs the JSON files"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), c.args, env(), &stdout, &stderr)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("run %q = %v (exit %d), want a usage error containing %q", c.args, err, exitCode(err), c.want)
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, env(), &stdout, io.Discard); err != nil || !strings.Contains(stdout.String(), "Usage: herald-bench SCENARIO") {
+		t.Errorf("help: %v, %q", err, stdout.String())
 	}
 }

@@ -129,7 +129,7 @@ func benchReport(args []string, w io.Writer) error {
 		reading, args = true, args[1:]
 	}
 	if len(args) == 0 {
-		return &usageError{"bench report [--reading] needs the JSON files of bench --json runs"}
+		return &usageError{"herald-bench report [--reading] needs the JSON files of herald-bench --json runs"}
 	}
 	groups, targets, err := loadResults(args)
 	if err != nil {

@@ -16,14 +16,10 @@ import (
 	"github.com/herald-dev/herald/store"
 )
 
-// herald bench: the load generator. It drives herald, or nchan for
-// comparison (bench/compare.sh runs both), and reports per run and as
-// median and range over runs: latency from the publishing call's start to
-// receipt, the server's CPU time per 1,000 deliveries, Postgres's CPU time
-// separately, memory per idle connection, and resume correctness.
+const benchUsage = `herald-bench — herald's load generator (main.go says what it measures)
 
-const benchUsage = `Usage: herald bench SCENARIO [flags]
-       herald bench report RESULT.json...   (side-by-side markdown table)
+Usage: herald-bench SCENARIO [flags]
+       herald-bench report RESULT.json...   (side-by-side markdown table)
 
 Scenarios:
   fanout    S subscribers on one channel, M events at --rate (0: flat out)
@@ -58,7 +54,7 @@ var benchDefaults = map[string]struct {
 }
 
 type benchConfig struct {
-	commonFlags
+	dbFlags
 	scenario    string
 	target      string
 	url         string
@@ -101,16 +97,22 @@ type benchResult struct {
 	Notes    []string               `json:"notes,omitempty"`
 }
 
-func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is herald-bench's whole program: main only wires it to the process.
+// Only main reads the environment, through getenv.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return benchReport(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "help" {
+		fmt.Fprint(stdout, benchUsage)
+		return nil
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, benchUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
-		return &usageError{"bench needs a scenario"}
+		return &usageError{"herald-bench needs a scenario"}
 	}
 	cfg, err := parseBenchFlags(args[0], args[1:], getenv, stderr)
 	if err != nil {
@@ -157,7 +159,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 		return benchConfig{}, &usageError{fmt.Sprintf("unknown bench scenario %q", scenario)}
 	}
 	cfg := benchConfig{scenario: scenario}
-	e := &envFlags{fs: newFlags("bench "+scenario, stderr), getenv: getenv}
+	e := &envFlags{fs: newFlags(scenario, stderr), getenv: getenv}
 	cfg.bind(e)
 	fs := e.fs
 	var writers string
@@ -178,7 +180,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, &usageError{fmt.Sprintf("bench %s takes no arguments, got %q", scenario, fs.Args())}
+		return cfg, &usageError{fmt.Sprintf("herald-bench %s takes no arguments, got %q", scenario, fs.Args())}
 	}
 	for _, f := range strings.Split(writers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -195,7 +197,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 	case cfg.subscribers < 0 || cfg.events < 0 || cfg.rate < 0 || cfg.duration <= 0 || cfg.connectConc < 1:
 		return cfg, &usageError{"--subscribers, --events and --rate must not be negative, --duration and --connect-concurrency must be positive"}
 	case (scenario == "publish" || scenario == "feed") && cfg.target != "herald":
-		return cfg, &usageError{fmt.Sprintf("bench %s measures herald's database side: --target herald only", scenario)}
+		return cfg, &usageError{fmt.Sprintf("herald-bench %s measures herald's database side: --target herald only", scenario)}
 	}
 	if cfg.url == "" {
 		cfg.url = map[string]string{"herald": "http://127.0.0.1:8080", "nchan": "http://127.0.0.1:8091"}[cfg.target]
@@ -228,27 +230,23 @@ func newBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench, e
 	case "nchan":
 		b.tgt = newNchanTarget(base, max(cfg.writers[0], 8))
 	case "herald":
-		log, err := newLogger(io.Discard, "error", logText)
+		dbURL, err := cfg.dbFlags.url()
 		if err != nil {
 			return nil, err
 		}
-		d, err := openDatabase(ctx, cfg.databaseURL, cfg.dataDir, false, log)
-		if err != nil {
-			return nil, err
-		}
-		b.dbURL = d.URL
+		b.dbURL = dbURL
 		maxW := 0
 		for _, w := range cfg.writers {
 			maxW = max(maxW, w)
 		}
-		db, err := store.Open(ctx, dsnWithPoolSize(d.URL, maxW+4), nil)
+		db, err := store.Open(ctx, dsnWithPoolSize(dbURL, maxW+4), nil)
 		if err != nil {
 			return nil, err
 		}
 		b.db = db
 		b.tgt = &heraldTarget{base: base, db: db}
 		if err := b.findPostgres(ctx); err != nil {
-			fmt.Fprintf(stderr, "herald bench: Postgres CPU not measured: %v\n", err)
+			fmt.Fprintf(stderr, "herald-bench: Postgres CPU not measured: %v\n", err)
 		}
 	}
 	return b, nil
@@ -272,7 +270,7 @@ func (b *bench) findServer() error {
 	}
 	b.pids = pids
 	b.server = &cpuMeter{pids: pids}
-	fmt.Fprintf(b.log, "herald bench: %s server processes %v\n", b.cfg.target, pids)
+	fmt.Fprintf(b.log, "herald-bench: %s server processes %v\n", b.cfg.target, pids)
 	return nil
 }
 
@@ -284,7 +282,7 @@ func (b *bench) close() {
 
 // progress prints a line on the progress writer.
 func (b *bench) progress(format string, args ...any) {
-	fmt.Fprintf(b.log, "herald bench: "+format+"\n", args...)
+	fmt.Fprintf(b.log, "herald-bench: "+format+"\n", args...)
 }
 
 // params is the configuration a result records.

@@ -1,4 +1,9 @@
-package store
+// Package embedpg runs a private PostgreSQL server from the local
+// installation: herald's zero-configuration database (`herald serve` with no
+// DATABASE_URL) and the tests' throwaway clusters. It manages the process
+// only, through PostgreSQL's own programs (initdb, postgres, psql), so it
+// needs no database driver.
+package embedpg
 
 import (
 	"bytes"
@@ -16,8 +21,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // ErrNoPostgres means no local PostgreSQL installation was found.
@@ -25,8 +28,8 @@ var ErrNoPostgres = errors.New("no PostgreSQL installation found (looked for ini
 	"Install one (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) " +
 	"or point herald at a server with DATABASE_URL=postgres://user@host/db")
 
-// ClusterOptions configures a private PostgreSQL cluster.
-type ClusterOptions struct {
+// Options configures a private PostgreSQL cluster.
+type Options struct {
 	// DataDir holds the cluster (created with initdb if empty) and its
 	// Unix socket.
 	DataDir string
@@ -42,14 +45,15 @@ type ClusterOptions struct {
 // is herald's zero-configuration default and the tests' throwaway database.
 type Cluster struct {
 	dir  string
+	bin  string // the directory holding initdb, postgres and psql
 	cmd  *exec.Cmd
 	exit chan error
 	done chan struct{} // closed when postgres has exited
 	log  *slog.Logger
 }
 
-// FindPostgres returns the directory holding initdb and postgres.
-func FindPostgres() (string, error) {
+// Find returns the directory holding initdb and postgres.
+func Find() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		dir := filepath.Dir(p)
 		if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -75,11 +79,14 @@ func pgMajor(initdb string) int {
 	return n
 }
 
-// StartCluster initialises DataDir if needed and starts postgres on it.
-// Stop it with Stop; if this process dies, postgres is told to stop too.
-func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
-	log := logger(opts.Log)
-	bin, err := FindPostgres()
+// Start initialises DataDir if needed and starts postgres on it. Stop it
+// with Stop; if this process dies, postgres is told to stop too.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin, err := Find()
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +164,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{dir: dir, cmd: cmd, exit: make(chan error, 1), done: make(chan struct{}), log: log}
+	c := &Cluster{dir: dir, bin: bin, cmd: cmd, exit: make(chan error, 1), done: make(chan struct{}), log: log}
 	go func() { c.exit <- cmd.Wait(); logFile.Close(); close(c.done) }()
 	if err := c.waitReady(ctx); err != nil {
 		c.Stop()
@@ -185,14 +192,16 @@ func runAs() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// waitReady waits until the postmaster reports itself ready in
+// postmaster.pid, as pg_ctl start -w does: from PostgreSQL 10 its eighth
+// line is the server's state, "ready" once it accepts connections. The
+// first line must be our postmaster's pid, so a stale file left by a
+// killed server is not mistaken for this one.
 func (c *Cluster) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := pgx.Connect(cctx, c.URL("postgres"))
-		cancel()
-		if err == nil {
-			conn.Close(ctx)
+		state := c.state()
+		if state == "ready" && Running(c.dir) {
 			return nil
 		}
 		select {
@@ -204,9 +213,23 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not accepting connections after 60s: %w", err)
+			return fmt.Errorf("not accepting connections after 60s (state %q)", state)
 		}
 	}
+}
+
+// state is the server state our postmaster wrote in postmaster.pid
+// ("starting", "ready", ...), or "" if the file is not (yet) ours.
+func (c *Cluster) state() string {
+	b, err := os.ReadFile(filepath.Join(c.dir, "postmaster.pid"))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 8 || strings.TrimSpace(lines[0]) != strconv.Itoa(c.Pid()) {
+		return ""
+	}
+	return strings.TrimSpace(lines[7])
 }
 
 // URL is a connection URL for database db on the cluster's socket.
@@ -220,8 +243,8 @@ func SocketURL(dir, db string) string {
 	return "postgres:///" + url.PathEscape(db) + "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
 }
 
-// ClusterRunning reports whether an embedded cluster is serving in dir.
-func ClusterRunning(dir string) bool {
+// Running reports whether an embedded cluster is serving in dir.
+func Running(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, ".s.PGSQL.5432"))
 	return err == nil
 }
@@ -268,22 +291,20 @@ func (c *Cluster) Stop() error {
 	}
 }
 
+// createIfMissing is psql input: it creates the database named by the
+// variable name unless it exists (\gexec runs the query's result).
+const createIfMissing = `SELECT format('CREATE DATABASE %I', :'name')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
+`
+
 // CreateDatabase creates database name on the cluster if it does not exist.
+// It runs the installation's psql, which quotes name for us.
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		return fmt.Errorf("connect to embedded PostgreSQL: %w", err)
-	}
-	defer conn.Close(context.Background())
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return fmt.Errorf("look up database %q: %w", name, err)
-	}
-	if exists {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %q: %w", name, err)
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "psql"),
+		"-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "name="+name, "-d", c.URL("postgres"))
+	cmd.Stdin = strings.NewReader(createIfMissing)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("create database %q: %w\n%s", name, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
