@@ -67,15 +67,15 @@ type RevocationList interface {
 
 var _ RevocationList = (*store.Revocations)(nil)
 
-var errTokenRevoked = &Error{Status: http.StatusUnauthorized, Code: "token_revoked",
+var errTokenRevoked = &Error{Code: "token_revoked",
 	Message: "the token was revoked; get a new one"}
 
 var _ Authorizer = (*ChannelAuth)(nil)
 
 var (
-	errTokenRequired = &Error{Status: http.StatusUnauthorized, Code: "token_required",
+	errTokenRequired = &Error{Code: "token_required",
 		Message: "private channels need a token: send Authorization: Bearer <token>, ?token=<token> or the herald_token cookie"}
-	errTokensDisabled = &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
+	errTokensDisabled = &Error{Code: "invalid_token",
 		Message: "this server accepts no tokens (HERALD_JWT_SECRET is not set)"}
 )
 
@@ -140,7 +140,7 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 		return g, err
 	}
 	if ans.Unauthenticated {
-		return g, &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the app does not know who you are; sign in to it first"}
+		return g, &Error{Code: "unauthenticated", Message: "the app does not know who you are; sign in to it first"}
 	}
 	for _, ch := range ask {
 		if !ans.grants(ch) {
@@ -190,6 +190,6 @@ func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) f
 }
 
 func forbidden(chs []string) *Error {
-	return &Error{Status: http.StatusForbidden, Code: "forbidden",
+	return &Error{Code: "forbidden",
 		Message: "not allowed to read channel " + truncate(chs[0], 164) + "; the token (or the app) does not grant it"}
 }

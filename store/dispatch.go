@@ -1,22 +1,6 @@
 package store
 
-import "errors"
-
-// Errors that end a subscription; the client resumes by cursor.
-var (
-	// ErrSlow: the subscriber fell MaxPending events behind twice without
-	// reading in between (a burst alone is caught up from the log).
-	ErrSlow = errors.New("subscriber too slow: evicted, resume from your cursor")
-	// ErrFeedStopped: the process is shutting down.
-	ErrFeedStopped = errors.New("server shutting down: resume from your cursor")
-	// ErrFeedGap: the feed was away longer than the retained history; it
-	// cannot vouch for what this subscriber missed.
-	ErrFeedGap = errors.New("feed lost history: reconnect to get a reset")
-	// ErrEpochChanged: history forked (a new epoch, or the head went back
-	// within one): the subscriber's position may name events that no
-	// longer exist; it reconnects with its cursor and gets a reset.
-	ErrEpochChanged = errors.New("history forked (database restored or promoted): reconnect to get a reset")
-)
+import "github.com/herald-dev/herald"
 
 // fork moves the feed to a new history: epoch with head dbHead. Every
 // subscriber is ended (their positions belong to the old history), the ring
@@ -28,7 +12,7 @@ func (f *Feed) fork(epoch string, dbHead, oldHead int64) {
 	f.ring.clear()
 	for _, set := range f.subs {
 		for s := range set {
-			f.dropLocked(s, ErrEpochChanged)
+			f.dropLocked(s, herald.ErrEpochChanged)
 		}
 	}
 	f.epoch = epoch
@@ -40,7 +24,7 @@ func (f *Feed) fork(epoch string, dbHead, oldHead int64) {
 // dispatch appends events (consecutive seqs) to the ring and pushes each to
 // the subscribers of its channel. The head moves only after the pushes, so
 // a subscriber that sees head H has been given every event <= H.
-func (f *Feed) dispatch(events []*Event) {
+func (f *Feed) dispatch(events []*herald.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if first := events[0].Seq; first != f.head.Load()+1 {
@@ -51,7 +35,7 @@ func (f *Feed) dispatch(events []*Event) {
 		f.ring.clear()
 		for _, set := range f.subs {
 			for s := range set {
-				f.dropLocked(s, ErrFeedGap)
+				f.dropLocked(s, herald.ErrGap)
 			}
 		}
 	}
@@ -60,7 +44,7 @@ func (f *Feed) dispatch(events []*Event) {
 		f.ring.add(ev)
 		for s := range f.subs[ev.Channel] {
 			if !s.push(ev, f.opts.MaxPending) {
-				f.dropLocked(s, ErrSlow)
+				f.dropLocked(s, herald.ErrSlow)
 				if f.opts.OnEvict != nil {
 					f.opts.OnEvict()
 				}
@@ -95,7 +79,7 @@ func (f *Feed) stop() {
 	f.stopped = true
 	for _, set := range f.subs {
 		for s := range set {
-			f.dropLocked(s, ErrFeedStopped)
+			f.dropLocked(s, herald.ErrStopped)
 		}
 	}
 }

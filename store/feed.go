@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-dev/herald"
 )
 
 // FeedOptions tunes the feed; zero values take the defaults.
@@ -31,7 +33,7 @@ type FeedOptions struct {
 	// Hooks for metrics; each may be nil.
 	OnReconnect func()
 	OnEvict     func()
-	OnDispatch  func(events []*Event, deliveries int)
+	OnDispatch  func(events []*herald.Event, deliveries int)
 	// OnReplay reports a backlog read for a subscriber: from the ring
 	// (fromRing) or the database, and how many events it yielded.
 	OnReplay func(fromRing bool, events int)
@@ -97,10 +99,10 @@ func (f *Feed) Revocations() *Revocations { return f.revocations }
 func (f *Feed) Head() int64 { return f.head.Load() }
 
 // Position is the feed's head with its epoch, read together.
-func (f *Feed) Position() Cursor {
+func (f *Feed) Position() herald.Cursor {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Cursor{Epoch: f.epoch, Seq: f.head.Load()}
+	return herald.Cursor{Epoch: f.epoch, Seq: f.head.Load()}
 }
 
 // Epoch is the history this feed is serving.
@@ -117,7 +119,7 @@ func (f *Feed) Connected() bool { return f.connected.Load() }
 func (f *Feed) Ready() <-chan struct{} { return f.ready }
 
 // Run keeps the feed connected until ctx ends, then closes every
-// subscription with ErrFeedStopped.
+// subscription with herald.ErrStopped.
 func (f *Feed) Run(ctx context.Context) error {
 	defer f.stop()
 	bo := newBackoff(50*time.Millisecond, 5*time.Second)
@@ -191,7 +193,7 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			continue
 		case n != nil:
 			// The payload is the new head; skip the read if we have it.
-			if c, perr := ParseCursor(n.Payload); perr == nil && c.Seq <= f.head.Load() && c.Epoch == f.Epoch() {
+			if c, perr := herald.ParseCursor(n.Payload); perr == nil && c.Seq <= f.head.Load() && c.Epoch == f.Epoch() {
 				continue
 			}
 		}
@@ -212,7 +214,7 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		head := f.head.Load()
 		cur := f.Epoch() // only this goroutine changes it
 		f.db.logReads.Add(1)
-		events := make([]*Event, 0, 16)
+		events := make([]*herald.Event, 0, 16)
 		// The floor comes along so ring replays respect retention; the
 		// epoch and the head so a fork of history is seen in the same read.
 		rows, err := conn.Query(ctx, `
@@ -251,7 +253,7 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 			if seq == nil {
 				continue
 			}
-			e := &Event{Epoch: epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			e := &herald.Event{Epoch: epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			e.JSON() // encode once, before any subscriber sees it
 			events = append(events, e)
 		}

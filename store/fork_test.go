@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -185,7 +186,7 @@ func startNodeOn(t *testing.T, url string) *node {
 // history before anything else (without epochs it was handed seqs 104-123,
 // the last 20 new notices, and never heard of the first 50), and then every
 // notice committed after the reset.
-func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Cursor, channel string) {
+func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held herald.Cursor, channel string) {
 	t.Helper()
 	ctx := context.Background()
 	head := int64(forkAt + newOnFork)
@@ -195,9 +196,9 @@ func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Curso
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	var reset store.Batch
+	var reset herald.Batch
 	deadline := time.Now().Add(30 * time.Second)
-	for !reset.Reset {
+	for reset.Reset == nil {
 		b, err := sub.Take(ctx, 1000)
 		if err != nil {
 			t.Fatalf("resuming at %s: %v", held, err)
@@ -212,14 +213,14 @@ func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Curso
 			t.Fatalf("resuming at %s: no reset within 30 s", held)
 		}
 		reset = b
-		if !b.Reset {
+		if b.Reset == nil {
 			select {
 			case <-sub.Ready():
 			case <-time.After(time.Second):
 			}
 		}
 	}
-	if sub.Epoch() == held.Epoch || reset.Cursor != head {
+	if sub.Epoch() == held.Epoch || reset.Cursor != head || reset.Reset.Head != (herald.Cursor{Epoch: sub.Epoch(), Seq: head}) {
 		t.Fatalf("reset to %s.%d, want the head %d of a new epoch (not %q)", sub.Epoch(), reset.Cursor, head, held.Epoch)
 	}
 	// From the reset on, nothing is skipped.
@@ -246,7 +247,7 @@ func waitFeed(t *testing.T, n *node, head int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := n.db.State(context.Background())
-		if err == nil && n.feed.Position() == (store.Cursor{Epoch: st.Epoch, Seq: head}) {
+		if err == nil && n.feed.Position() == (herald.Cursor{Epoch: st.Epoch, Seq: head}) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -259,7 +260,7 @@ func waitFeed(t *testing.T, n *node, head int64) {
 // before is the history the client saw: the database at forkAt (where the
 // copy, dump or replica stops), then more notices up to clientAt. It
 // returns the client's cursor.
-func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) store.Cursor {
+func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) herald.Cursor {
 	t.Helper()
 	if st := publish(t, pool, channel, 1, forkAt); st.Head != forkAt {
 		t.Fatalf("head %d, want %d", st.Head, forkAt)
@@ -269,7 +270,7 @@ func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) sto
 	if st.Head != clientAt {
 		t.Fatalf("head %d, want %d", st.Head, clientAt)
 	}
-	return store.Cursor{Epoch: st.Epoch, Seq: clientAt}
+	return herald.Cursor{Epoch: st.Epoch, Seq: clientAt}
 }
 
 // TestForkDumpRestore: pg_dump at 53, on to 103, then the database is
@@ -470,7 +471,7 @@ func TestForkStateWentBack(t *testing.T) {
 	select {
 	case <-live.Done():
 		t.Logf("the live subscription ended %v after the connections were cut", time.Since(cut).Round(time.Millisecond))
-		if err := live.Err(); !errors.Is(err, store.ErrEpochChanged) {
+		if err := live.Err(); !errors.Is(err, herald.ErrEpochChanged) {
 			t.Fatalf("live subscription ended with %v, want ErrEpochChanged", err)
 		}
 	case <-time.After(30 * time.Second):

@@ -2,39 +2,18 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-dev/herald"
 )
-
-// NewEvent is a notice to append to the inbox.
-type NewEvent struct {
-	Channel string          `json:"channel"`
-	Type    string          `json:"type"`
-	Data    json.RawMessage `json:"data"`
-}
-
-// Validate checks e against the contract, filling in the default type.
-func (e *NewEvent) Validate() error {
-	if e.Type == "" {
-		e.Type = DefaultType
-	}
-	if err := ValidateChannel(e.Channel); err != nil {
-		return err
-	}
-	if err := ValidateType(e.Type); err != nil {
-		return err
-	}
-	return ValidateData(e.Data)
-}
 
 // Append writes events to the inbox in one transaction and returns their
 // inbox ids. Their seqs follow once the sequencer has run (its trigger
 // wakes it at the commit).
-func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
+func (db *DB) Append(ctx context.Context, events ...herald.NewEvent) ([]int64, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -42,15 +21,11 @@ func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 	types := make([]string, len(events))
 	datas := make([]string, len(events))
 	for i := range events {
-		e := events[i]
+		e := events[i] // a copy: Validate fills in the defaults
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		channels[i], types[i] = e.Channel, e.Type
-		datas[i] = "{}"
-		if len(e.Data) > 0 {
-			datas[i] = string(e.Data)
-		}
+		channels[i], types[i], datas[i] = e.Channel, e.Type, string(e.Data)
 	}
 	// WITH ORDINALITY keeps the returned ids in the order given.
 	rows, err := db.pool.Query(ctx, `
@@ -71,19 +46,16 @@ func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 // Page is a consistent read of the log: the events and, from the same
 // snapshot, the retained floor and the head.
 type Page struct {
-	Events []*Event
+	Events []*herald.Event
 	Epoch  string // the history Floor, Head and the events belong to
 	Floor  int64  // lowest retained seq
 	Head   int64  // highest sequenced seq
 }
 
-// ErrTooOld means the events after a cursor are partly gone (retention
-// dropped them): the client must reset.
-var ErrTooOld = errors.New("cursor is older than the retained history")
-
 // After returns up to limit events on channels with cursor < seq <= upto, in
-// seq order (upto <= 0 means no upper bound). It fails with ErrTooOld when
-// events right after cursor are no longer retained, checked in the same
+// seq order (upto <= 0 means no upper bound). It fails with a
+// *herald.ResetError (Head: the log's head) when events right after cursor
+// are no longer retained, checked in the same
 // statement as the read so retention cannot slip in between.
 func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (Page, error) {
 	db.logReads.Add(1)
@@ -121,7 +93,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 			return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 		}
 		if seq != nil {
-			ev := &Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			ev := &herald.Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			ev.JSON()
 			p.Events = append(p.Events, ev)
 		}
@@ -130,7 +102,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 	}
 	if cursor+1 < p.Floor {
-		return p, ErrTooOld
+		return p, &herald.ResetError{Head: herald.Cursor{Epoch: p.Epoch, Seq: p.Head}}
 	}
 	return p, nil
 }

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
-)
 
-// ErrClosed: the subscription was closed by its owner.
-var ErrClosed = errors.New("subscription closed")
+	"github.com/herald-dev/herald"
+)
 
 // Subscription is one client's view of the feed: the backlog after its
 // cursor, then live events, each seq at most once and in order. SSE and
@@ -31,7 +30,7 @@ type Subscription struct {
 	needReset   bool
 
 	mu      sync.Mutex
-	pending []*Event
+	pending []*herald.Event
 	// overflowTo, when set, is how far the consumer must re-read from the
 	// ring or the database: pending overflowed, was dropped, and events
 	// stay out of it until the consumer picks the overflow up. One that
@@ -45,22 +44,9 @@ type Subscription struct {
 	done       chan struct{}
 }
 
-// Batch is what Take hands out.
-type Batch struct {
-	Events []*Event
-	// Reset means the history after the cursor is gone (or the cursor is
-	// ahead of the log): the client must refetch its state; Cursor is the
-	// head it continues from.
-	Reset bool
-	// Cursor is the position covered: every event on the subscription's
-	// channels with seq <= Cursor has been handed out. It can be past the
-	// last event's seq when other channels moved the log.
-	Cursor int64
-}
-
 // Subscribe is SubscribeAt with a bare seq: taken as the current epoch.
-func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*Subscription, error) {
-	return f.SubscribeAt(ctx, channels, Cursor{Seq: cursor}, hasCursor)
+func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (herald.Subscription, error) {
+	return f.SubscribeAt(ctx, channels, herald.Cursor{Seq: cursor}, hasCursor)
 }
 
 // epochWait bounds how long SubscribeAt waits for this feed to learn an
@@ -75,7 +61,7 @@ const epochWait = 3 * time.Second
 // belong to another history. One with no epoch (a bare decimal from an
 // older client) is taken as the current epoch, and reset only if it is
 // ahead of the head.
-func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor, hasCursor bool) (*Subscription, error) {
+func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
@@ -96,7 +82,7 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()
-		return nil, ErrFeedStopped
+		return nil, herald.ErrStopped
 	}
 	s.liveFrom = f.head.Load()
 	s.epoch = f.epoch
@@ -171,11 +157,11 @@ func (s *Subscription) Epoch() string { return s.epoch }
 // Opening is where the subscription starts: the cursor it was given, or
 // the head when it came without one. ok is false when its first batch will
 // be a reset (which carries the cursor to continue from).
-func (s *Subscription) Opening() (c Cursor, ok bool) {
+func (s *Subscription) Opening() (c herald.Cursor, ok bool) {
 	if s.needReset {
-		return Cursor{}, false
+		return herald.Cursor{}, false
 	}
-	return Cursor{Epoch: s.epoch, Seq: s.last}, true
+	return herald.Cursor{Epoch: s.epoch, Seq: s.last}, true
 }
 
 // Ready receives a value when Take may have something to hand out.
@@ -196,7 +182,7 @@ func (s *Subscription) Err() error {
 func (s *Subscription) Close() {
 	s.feed.mu.Lock()
 	defer s.feed.mu.Unlock()
-	s.feed.dropLocked(s, ErrClosed)
+	s.feed.dropLocked(s, herald.ErrClosed)
 }
 
 func (s *Subscription) signal() {
@@ -210,7 +196,7 @@ func (s *Subscription) signal() {
 // up from the ring or the database at its own pace, so memory stays
 // bounded and nobody waits); false when the consumer has not come for the
 // overflow within StallTimeout (it is stalled: evict).
-func (s *Subscription) push(ev *Event, max int) bool {
+func (s *Subscription) push(ev *herald.Event, max int) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -273,12 +259,12 @@ func (s *Subscription) OnEnd(f func()) {
 // events. An empty batch with a nil error means nothing right now; wait on
 // Ready. Once the subscription has ended and nothing is pending, Take
 // returns its Err.
-func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
+func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) {
 	if s.needReset {
 		s.needReset = false
 		s.last, s.backlogDone = s.liveFrom, true
 		s.signal()
-		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+		return s.reset(), nil
 	}
 	s.mu.Lock()
 	if s.overflowTo != 0 {
@@ -289,7 +275,7 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 	s.mu.Unlock()
 	if !s.backlogDone {
 		b, err := s.backlog(ctx, max)
-		if err != nil || len(b.Events) > 0 || b.Reset {
+		if err != nil || len(b.Events) > 0 || b.Reset != nil {
 			s.signal() // more may follow
 			return b, err
 		}
@@ -302,9 +288,9 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 		// dropped, so it must not be handed out (nor the head claimed)
 		// before the re-read. Go round again.
 		s.signal()
-		return Batch{Cursor: s.last}, nil
+		return herald.Batch{Cursor: s.last}, nil
 	}
-	var out []*Event
+	var out []*herald.Event
 	i := 0
 	for ; i < len(s.pending) && len(out) < max; i++ {
 		if ev := s.pending[i]; ev.Seq > s.last {
@@ -318,20 +304,20 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 	s.pending = s.pending[:rest]
 	if rest > 0 {
 		s.signal()
-		return Batch{Events: out, Cursor: s.last}, nil
+		return herald.Batch{Events: out, Cursor: s.last}, nil
 	}
 	if cap(s.pending) > 64 {
 		s.pending = nil // give a burst's memory back
 	}
 	if len(out) == 0 && s.err != nil {
-		return Batch{Cursor: s.last}, s.err
+		return herald.Batch{Cursor: s.last}, s.err
 	}
 	s.last = max64(s.last, head)
-	return Batch{Events: out, Cursor: s.last}, nil
+	return herald.Batch{Events: out, Cursor: s.last}, nil
 }
 
 // backlog reads the events in (last, liveFrom].
-func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
+func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, error) {
 	f := s.feed
 	f.mu.RLock()
 	// Below the floor the history is gone: the database says reset, and
@@ -346,19 +332,20 @@ func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	}
 	f.mu.RUnlock()
 	page, err := f.db.After(ctx, s.last, s.channels, s.liveFrom, max)
-	if err == nil || errors.Is(err, ErrTooOld) {
+	var reset *herald.ResetError
+	if err == nil || errors.As(err, &reset) {
 		if page.Epoch != s.epoch {
 			// History forked under this subscription; the feed is about to
 			// end it too. The client reconnects and is reset.
-			return Batch{}, ErrEpochChanged
+			return herald.Batch{}, herald.ErrEpochChanged
 		}
 	}
-	if errors.Is(err, ErrTooOld) {
+	if reset != nil {
 		s.last, s.backlogDone = s.liveFrom, true
-		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+		return s.reset(), nil
 	}
 	if err != nil {
-		return Batch{}, err
+		return herald.Batch{}, err
 	}
 	if f.opts.OnReplay != nil {
 		f.opts.OnReplay(false, len(page.Events))
@@ -366,15 +353,22 @@ func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
 	return s.advance(page.Events, max), nil
 }
 
+// reset is the batch that tells the consumer its position cannot be
+// served: it continues from liveFrom, the head at registration.
+func (s *Subscription) reset() herald.Batch {
+	head := herald.Cursor{Epoch: s.epoch, Seq: s.liveFrom}
+	return herald.Batch{Reset: &herald.ResetError{Head: head}, Cursor: s.liveFrom}
+}
+
 // advance moves past a backlog page: a full page continues after its last
 // event, a short one finishes the backlog at liveFrom.
-func (s *Subscription) advance(events []*Event, max int) Batch {
+func (s *Subscription) advance(events []*herald.Event, max int) herald.Batch {
 	if len(events) >= max {
 		s.last = events[len(events)-1].Seq
 	} else {
 		s.last, s.backlogDone = s.liveFrom, true
 	}
-	return Batch{Events: events, Cursor: s.last}
+	return herald.Batch{Events: events, Cursor: s.last}
 }
 
 func max64(a, b int64) int64 {

@@ -50,12 +50,12 @@ import (
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // Message is what the handler receives. Exactly one field is set.
 type Message struct {
-	Event *store.Event
+	Event *herald.Event
 	Reset *Reset
 	State *StateChange
 }
@@ -65,7 +65,7 @@ type Message struct {
 // restored or promoted): the handler must refetch its full state. The client
 // continues from Cursor.
 type Reset struct {
-	Cursor store.Cursor
+	Cursor herald.Cursor
 }
 
 // Connection states reported in StateChange.State.
@@ -150,11 +150,11 @@ func (e *HTTPError) permanent() bool {
 // With the zero from, the server's opening block gives the client its
 // position before any notice, so a connection lost before the first event
 // resumes from there.
-func Subscribe(ctx context.Context, base string, channels []string, from store.Cursor, handle func(Message) error, opts ClientOptions) error {
+func Subscribe(ctx context.Context, base string, channels []string, from herald.Cursor, handle func(Message) error, opts ClientOptions) error {
 	if handle == nil {
 		return errors.New("stream: Subscribe needs a handler")
 	}
-	if from.Seq < 0 || (from.Epoch != "" && !store.ValidEpoch(from.Epoch)) {
+	if from.Seq < 0 || (from.Epoch != "" && !herald.ValidEpoch(from.Epoch)) {
 		return fmt.Errorf("stream: invalid cursor %q", from.String())
 	}
 	u, err := streamURL(base, channels)
@@ -206,7 +206,7 @@ type subscription struct {
 	opts   ClientOptions
 	handle func(Message) error
 
-	last     store.Cursor  // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
+	last     herald.Cursor // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
 	wireID   string        // the id r3labs stamps on events without an id: field
 	retry    time.Duration // server's retry:, 0 if none yet
 	failures int           // consecutive attempts that were not healthy
@@ -301,7 +301,7 @@ func (s *subscription) connect(ctx context.Context) attempt {
 		c.Headers["Authorization"] = "Bearer " + s.opts.Token
 	}
 	s.wireID = ""
-	if s.last != (store.Cursor{}) {
+	if s.last != (herald.Cursor{}) {
 		s.wireID = s.last.String()
 		c.LastEventID.Store([]byte(s.wireID))
 	}
@@ -369,7 +369,7 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 	// cursor never moves back or into another epoch (only a reset does).
 	if len(ev.Data) == 0 {
 		if newID {
-			if c, err := store.ParseCursor(strings.TrimSpace(id)); err == nil && s.advances(c) {
+			if c, err := herald.ParseCursor(strings.TrimSpace(id)); err == nil && s.advances(c) {
 				s.last = c
 			}
 		}
@@ -392,14 +392,14 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		s.last = cursor
 		return true, s.handle(Message{Reset: &Reset{Cursor: cursor}}), nil
 	}
-	e := new(store.Event)
+	e := new(herald.Event)
 	if err := json.Unmarshal(ev.Data, e); err != nil {
 		return false, nil, fmt.Errorf("stream: malformed event (sse id %q): %w", ev.ID, err)
 	}
 	if s.last.Epoch != "" && e.Epoch != s.last.Epoch {
 		// Another history without the server's reset: the seqs cannot be
 		// compared, so the handler must refetch, as for a reset.
-		s.last = store.Cursor{Epoch: e.Epoch, Seq: e.Seq - 1}
+		s.last = herald.Cursor{Epoch: e.Epoch, Seq: e.Seq - 1}
 		if err := s.handle(Message{Reset: &Reset{Cursor: s.last}}); err != nil {
 			return true, err, nil
 		}
@@ -415,23 +415,23 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 // advances reports whether an id-only block's cursor c moves the client's
 // position forward: same epoch and a higher seq, or the first epoch the
 // client learns (it had none, or a bare seq the server took as current).
-func (s *subscription) advances(c store.Cursor) bool {
+func (s *subscription) advances(c herald.Cursor) bool {
 	if s.last.Epoch == "" {
 		return c.Seq >= s.last.Seq && (c.Epoch != "" || c.Seq > s.last.Seq)
 	}
 	return c.Epoch == s.last.Epoch && c.Seq > s.last.Seq
 }
 
-func parseResetCursor(data []byte) (store.Cursor, error) {
+func parseResetCursor(data []byte) (herald.Cursor, error) {
 	var r struct {
 		Cursor json.RawMessage `json:"cursor"` // a string; a bare number from older servers
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return store.Cursor{}, fmt.Errorf("stream: malformed reset event: %w", err)
+		return herald.Cursor{}, fmt.Errorf("stream: malformed reset event: %w", err)
 	}
-	c, err := store.ParseCursor(strings.Trim(string(r.Cursor), `"`))
+	c, err := herald.ParseCursor(strings.Trim(string(r.Cursor), `"`))
 	if err != nil {
-		return store.Cursor{}, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
+		return herald.Cursor{}, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
 	}
 	return c, nil
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // Scripted SSE servers for the client tests: request i is served by step i;
@@ -131,7 +131,7 @@ func startClient(t *testing.T, srv *fakeServer, from int64, opts ClientOptions) 
 	r := &clientRun{msgs: make(chan Message, 4096), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(r.done)
-		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, store.Cursor{Seq: from}, func(m Message) error {
+		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, herald.Cursor{Seq: from}, func(m Message) error {
 			r.msgs <- m
 			return nil
 		}, opts)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 func TestClientDeliversEventsAndStates(t *testing.T) {
@@ -386,7 +386,7 @@ func TestClientReset(t *testing.T) {
 				})
 			c := startClient(t, srv, 10, fastOpts())
 			m := c.nextData(t)
-			if m.Reset == nil || m.Reset.Cursor != (store.Cursor{Seq: cursor}) {
+			if m.Reset == nil || m.Reset.Cursor != (herald.Cursor{Seq: cursor}) {
 				t.Fatalf("want reset %d, got %s", cursor, describe(m))
 			}
 			c.expectSeqs(t, cursor+1)
@@ -408,7 +408,7 @@ func TestClientHandlerErrorStops(t *testing.T) {
 	})
 	stop := errors.New("stop")
 	var seen []int64
-	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, store.Cursor{}, func(m Message) error {
+	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, herald.Cursor{}, func(m Message) error {
 		if m.Event != nil {
 			seen = append(seen, m.Event.Seq)
 			return stop
@@ -427,13 +427,13 @@ func TestClientSubscribeArguments(t *testing.T) {
 	ok := func(Message) error { return nil }
 	for name, call := range map[string]func() error{
 		"no channels": func() error {
-			return Subscribe(context.Background(), "http://x", nil, store.Cursor{}, ok, ClientOptions{})
+			return Subscribe(context.Background(), "http://x", nil, herald.Cursor{}, ok, ClientOptions{})
 		},
 		"bad scheme": func() error {
-			return Subscribe(context.Background(), "x", []string{"a"}, store.Cursor{}, ok, ClientOptions{})
+			return Subscribe(context.Background(), "x", []string{"a"}, herald.Cursor{}, ok, ClientOptions{})
 		},
 		"nil handler": func() error {
-			return Subscribe(context.Background(), "http://x", []string{"a"}, store.Cursor{}, nil, ClientOptions{})
+			return Subscribe(context.Background(), "http://x", []string{"a"}, herald.Cursor{}, nil, ClientOptions{})
 		},
 	} {
 		if err := call(); err == nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -17,7 +17,7 @@ import (
 type goClient struct {
 	mu     sync.Mutex
 	msgs   []stream.Message
-	events []*store.Event
+	events []*herald.Event
 	states map[string]int
 	errs   []error // Err of every disconnected state
 	change chan struct{}
@@ -42,7 +42,7 @@ func subscribeGo(t testing.TB, base string, channels []string, from int64, opts 
 	}
 	go func() {
 		defer close(c.done)
-		c.err = stream.Subscribe(ctx, base, channels, store.Cursor{Seq: from}, c.handle, opts)
+		c.err = stream.Subscribe(ctx, base, channels, herald.Cursor{Seq: from}, c.handle, opts)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -111,13 +111,13 @@ func (c *goClient) waitFor(t testing.TB, within time.Duration, what string, cond
 }
 
 // tryWaitEvents waits up to within for n events and returns what arrived.
-func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*store.Event, bool) {
+func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*herald.Event, bool) {
 	timer := time.NewTimer(within)
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
 		got := len(c.events) >= n
-		events := append([]*store.Event(nil), c.events...)
+		events := append([]*herald.Event(nil), c.events...)
 		c.mu.Unlock()
 		if got {
 			return events, true
@@ -132,12 +132,12 @@ func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*store.Event, b
 	}
 }
 
-func (c *goClient) waitEvents(t testing.TB, n int, within time.Duration) []*store.Event {
+func (c *goClient) waitEvents(t testing.TB, n int, within time.Duration) []*herald.Event {
 	t.Helper()
 	c.waitFor(t, within, "events", func(c *goClient) bool { return len(c.events) >= n })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]*store.Event(nil), c.events...)
+	return append([]*herald.Event(nil), c.events...)
 }
 
 func (c *goClient) state(s string) int {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
@@ -81,7 +82,7 @@ func TestStreamResumeByCursor(t *testing.T) {
 					last := seq
 					for i := range 1000 {
 						f := s.nextData(t)
-						var ev store.Event
+						var ev herald.Event
 						if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
 							t.Fatalf("event %d: %s: %v", i, f.data, err)
 						}

@@ -3,7 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -24,7 +24,7 @@ func TestClientRevoked(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err := Subscribe(ctx, srv.URL, []string{"private-a"}, store.Cursor{}, func(Message) error { return nil },
+	err := Subscribe(ctx, srv.URL, []string{"private-a"}, herald.Cursor{}, func(Message) error { return nil },
 		ClientOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	var re *RevokedError
 	if !errors.As(err, &re) || !errors.Is(err, ErrRevoked) || re.Code != "token_revoked" || re.Message != "gone" {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -67,7 +67,7 @@ func TestStreamWireFormat(t *testing.T) {
 					env.Insert(t, n.channel, n.typ, n.data)
 				}
 			}
-			var want []*store.Event
+			var want []*herald.Event
 			for i, n := range notices {
 				seq := head + 1 + int64(i)
 				if n.wireData == "" {
@@ -77,7 +77,7 @@ func TestStreamWireFormat(t *testing.T) {
 				if typ == "" {
 					typ = "message"
 				}
-				want = append(want, &store.Event{Seq: seq, Channel: n.channel, Type: typ, Data: json.RawMessage(n.wireData)})
+				want = append(want, &herald.Event{Seq: seq, Channel: n.channel, Type: typ, Data: json.RawMessage(n.wireData)})
 
 				f := s.nextData(t)
 				prefix := fmt.Sprintf(`{"id":"%s.%d","channel":"%s","type":"%s","data":%s,"at":"`, env.Feed.Epoch(), seq, n.channel, typ, n.wireData)
@@ -195,7 +195,7 @@ func TestStreamManyChannels(t *testing.T) {
 	}
 	check("raw", func() (int64, string, string) {
 		f := s.nextData(t)
-		var ev store.Event
+		var ev herald.Event
 		if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
 			t.Fatalf("raw: %s: %v", f.data, err)
 		}

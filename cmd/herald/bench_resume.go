@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -53,9 +53,9 @@ func (b *bench) connectResumer(ctx context.Context, r *resumeSub, channel, lastI
 	connected := make(chan struct{})
 	var once sync.Once
 	if b.cfg.target == "herald" {
-		var from store.Cursor
+		var from herald.Cursor
 		if lastID != "" {
-			from, _ = store.ParseCursor(lastID)
+			from, _ = herald.ParseCursor(lastID)
 		}
 		go func() {
 			defer close(ended)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 	"github.com/herald-dev/herald/stream"
@@ -54,7 +55,7 @@ func (l *ledger) write(ctx context.Context, pool *pgxpool.Pool, channel string, 
 
 // check fails t unless got is in strictly increasing seq order, holds
 // every committed payload once, and nothing that was never attempted.
-func (l *ledger) check(t *testing.T, who string, got []*store.Event) {
+func (l *ledger) check(t *testing.T, who string, got []*herald.Event) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -187,14 +188,14 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 	waitHead(t, p.URL, 1)
 
 	var mu sync.Mutex
-	var goEvents, pollEvents []*store.Event
+	var goEvents, pollEvents []*herald.Event
 	var dropped atomic.Int64 // events the Go client dropped as already delivered
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, store.Cursor{Seq: 1}, func(m stream.Message) error {
+		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, herald.Cursor{Seq: 1}, func(m stream.Message) error {
 			if m.Event != nil {
 				mu.Lock()
 				goEvents = append(goEvents, m.Event)

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"io"
 	"net/http"
 	"strings"
@@ -47,7 +47,7 @@ func readNotices(body io.Reader, cursor int64, out func(sseNotice)) (int64, erro
 			}
 			id, data = -1, ""
 		case strings.HasPrefix(line, "id:"):
-			c, perr := store.ParseCursor(strings.TrimSpace(line[3:]))
+			c, perr := herald.ParseCursor(strings.TrimSpace(line[3:]))
 			if perr != nil {
 				return cursor, fmt.Errorf("bad id line %q: %w", line, perr)
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store/pgtest"
 	"github.com/herald-dev/herald/stream"
 )
@@ -109,7 +109,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 	defer cancel()
 	var total atomic.Int64 // events received by all clients together
 	type result struct {
-		events  []*store.Event
+		events  []*herald.Event
 		err     error
 		dropped atomic.Int64 // Go clients: events dropped as already delivered
 	}
@@ -123,7 +123,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stream.Subscribe(ctx, lb.srv.URL, channels, store.Cursor{Seq: 1}, func(m stream.Message) error {
+			err := stream.Subscribe(ctx, lb.srv.URL, channels, herald.Cursor{Seq: 1}, func(m stream.Message) error {
 				if m.Event != nil {
 					r.events = append(r.events, m.Event)
 					total.Add(1)

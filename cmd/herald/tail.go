@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -25,9 +25,9 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(channels) == 0 {
 		return &usageError{"tail needs at least one channel"}
 	}
-	var cursor store.Cursor
+	var cursor herald.Cursor
 	if from != "" {
-		c, err := store.ParseCursor(from)
+		c, err := herald.ParseCursor(from)
 		if err != nil {
 			return &usageError{fmt.Sprintf("--from %q: want a cursor, an id printed earlier (\"<epoch>.<seq>\", or a whole number >= 0)", from)}
 		}
