@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 	"github.com/herald-dev/herald/longpoll"
 	"github.com/herald-dev/herald/migrations"
 	"github.com/herald-dev/herald/store"
@@ -76,7 +77,7 @@ type DB interface {
 	SchemaVersion(ctx context.Context) (int64, bool, error)
 	Append(ctx context.Context, events ...herald.NewEvent) ([]int64, error)
 	Revoke(ctx context.Context, jti, subject string, ttl time.Duration) (store.Revocation, error)
-	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (store.Page, error)
+	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (hub.Page, error)
 }
 
 var _ DB = (*store.DB)(nil)

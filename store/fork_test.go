@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -135,7 +136,7 @@ func openPool(t *testing.T, url string) *pgxpool.Pool {
 
 // publish commits n notices {"i":from..from+n-1} on channel, one
 // transaction each, and waits until the sequencer has numbered them.
-func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) store.State {
+func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) hub.State {
 	t.Helper()
 	ctx := context.Background()
 	for i := from; i < from+n; i++ {
@@ -148,11 +149,11 @@ func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) stor
 
 // waitHeadAtLeast waits until the inbox is empty of unsequenced rows and
 // the head is at least min, and returns the state.
-func waitHeadAtLeast(t *testing.T, pool *pgxpool.Pool, min int64) store.State {
+func waitHeadAtLeast(t *testing.T, pool *pgxpool.Pool, min int64) hub.State {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var st store.State
+		var st hub.State
 		var logged int64
 		var pending bool
 		// One statement, one snapshot: everything inserted so far has a

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 )
 
 // Append writes events to the inbox in one transaction and returns their
@@ -43,21 +44,15 @@ func (db *DB) Append(ctx context.Context, events ...herald.NewEvent) ([]int64, e
 	return ids, nil
 }
 
-// Page is a consistent read of the log: the events and, from the same
-// snapshot, the retained floor and the head.
-type Page struct {
-	Events []*herald.Event
-	Epoch  string // the history Floor, Head and the events belong to
-	Floor  int64  // lowest retained seq
-	Head   int64  // highest sequenced seq
-}
+// DB is the hub's Log: the replays its ring cannot serve.
+var _ hub.Log = (*DB)(nil)
 
 // After returns up to limit events on channels with cursor < seq <= upto, in
 // seq order (upto <= 0 means no upper bound). It fails with a
 // *herald.ResetError (Head: the log's head) when events right after cursor
 // are no longer retained, checked in the same
 // statement as the read so retention cannot slip in between.
-func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (Page, error) {
+func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (hub.Page, error) {
 	db.logReads.Add(1)
 	if upto <= 0 {
 		upto = 1<<63 - 1
@@ -78,10 +73,10 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 		) e ON true
 		ORDER BY e.seq`, cursor, channels, upto, limit)
 	if err != nil {
-		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+		return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 	}
 	defer rows.Close()
-	var p Page
+	var p hub.Page
 	for rows.Next() {
 		var (
 			seq          *int64
@@ -90,7 +85,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 			at           *time.Time
 		)
 		if err := rows.Scan(&p.Epoch, &p.Floor, &p.Head, &seq, &channel, &typ, &data, &at); err != nil {
-			return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+			return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 		}
 		if seq != nil {
 			ev := &herald.Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
@@ -99,7 +94,7 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+		return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 	}
 	if cursor+1 < p.Floor {
 		return p, &herald.ResetError{Head: herald.Cursor{Epoch: p.Epoch, Seq: p.Head}}
@@ -107,19 +102,12 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 	return p, nil
 }
 
-// State is the sequencer's published position.
-type State struct {
-	Epoch string // the current epoch
-	Head  int64  // highest sequenced seq
-	Floor int64  // lowest retained seq
-}
-
 // State reads the epoch, head and floor.
-func (db *DB) State(ctx context.Context) (State, error) {
-	var s State
+func (db *DB) State(ctx context.Context) (hub.State, error) {
+	var s hub.State
 	err := db.pool.QueryRow(ctx, `SELECT epoch, last_seq, floor_seq FROM herald.sequencer_state`).Scan(&s.Epoch, &s.Head, &s.Floor)
 	if err != nil {
-		return State{}, fmt.Errorf("read sequencer state: %w", err)
+		return hub.State{}, fmt.Errorf("read sequencer state: %w", err)
 	}
 	return s, nil
 }

@@ -1,4 +1,6 @@
-// Package stream is herald's server-sent-events endpoint and its Go client.
+// Package stream is herald's server-sent-events endpoint. It serves the
+// Subscribe contract (herald.Subscriber) as SSE frames; the Go client that
+// reads them is package client.
 //
 // The handler is herald's own rather than r3labs/sse/v2's server, which
 // cannot replay from an external store to one subscriber, rewrites ids, and
@@ -41,7 +43,7 @@ type Request struct {
 	// Recheck, if set, is asked every RecheckEvery whether the grant still
 	// holds; a non-nil answer ends the stream with that revoked frame. It
 	// runs beside the stream, so a slow answer delays no delivery.
-	Recheck      func(ctx context.Context) *Revocation
+	Recheck      func(ctx context.Context) *herald.Revocation
 	RecheckEvery time.Duration
 }
 

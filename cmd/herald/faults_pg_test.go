@@ -18,9 +18,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
-	"github.com/herald-dev/herald/stream"
 )
 
 // ledger is what a writer knows: payloads whose INSERT committed, and
@@ -195,7 +195,7 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, herald.Cursor{Seq: 1}, func(m stream.Message) error {
+		_ = client.Subscribe(ctx, p.URL, []string{"a"}, herald.Cursor{Seq: 1}, func(m client.Message) error {
 			if m.Event != nil {
 				mu.Lock()
 				goEvents = append(goEvents, m.Event)
@@ -207,18 +207,18 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 			default:
 				return nil
 			}
-		}, stream.ClientOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Dropped: &dropped})
+		}, client.Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Dropped: &dropped})
 	}()
 	go func() {
 		defer wg.Done()
-		client := &http.Client{Timeout: 10 * time.Second}
+		hc := &http.Client{Timeout: 10 * time.Second}
 		for cursor := int64(1); ; {
 			select {
 			case <-done:
 				return
 			default:
 			}
-			ans := pollOnce(ctx, client, p.URL, "a", cursor, 2)
+			ans := pollOnce(ctx, hc, p.URL, "a", cursor, 2)
 			if ans.err != nil {
 				time.Sleep(100 * time.Millisecond) // herald says 503 while the database is away
 				continue

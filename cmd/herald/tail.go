@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/herald-dev/herald"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald/client"
 )
 
 // tail prints notices as they arrive, one JSON line each (the same object
@@ -33,7 +33,7 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		cursor = c
 	}
-	err := stream.Subscribe(ctx, url, channels, cursor, func(m stream.Message) error {
+	err := client.Subscribe(ctx, url, channels, cursor, func(m client.Message) error {
 		switch {
 		case m.Event != nil:
 			_, err := fmt.Fprintf(stdout, "%s\n", m.Event.JSON())
@@ -49,7 +49,7 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 			}
 		}
 		return nil
-	}, stream.ClientOptions{Token: token})
+	}, client.Options{Token: token})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package stream
+package client
 
 import (
 	"context"
@@ -121,11 +121,11 @@ type clientRun struct {
 	cancel context.CancelFunc
 }
 
-func fastOpts() ClientOptions {
-	return ClientOptions{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+func fastOpts() Options {
+	return Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 }
 
-func startClient(t *testing.T, srv *fakeServer, from int64, opts ClientOptions) *clientRun {
+func startClient(t *testing.T, srv *fakeServer, from int64, opts Options) *clientRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &clientRun{msgs: make(chan Message, 4096), done: make(chan struct{}), cancel: cancel}

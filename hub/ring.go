@@ -1,4 +1,4 @@
-package store
+package hub
 
 import "github.com/herald-dev/herald"
 

@@ -1,6 +1,8 @@
-package stream
-
-// herald's Go client.
+// Package client is herald's Go client: Subscribe follows a stream from a
+// cursor, reconnecting and resuming by itself, and hands out each event
+// once, in order, or a reset. It imports the core (package herald) and
+// r3labs/sse only, so an app using it pulls in no database driver and no
+// HTTP framework.
 //
 // Engine: github.com/r3labs/sse/v2's Client. Each connection attempt is one
 // call to sse.Client.SubscribeRawWithContext with ReconnectStrategy set to
@@ -31,6 +33,7 @@ package stream
 // RetryNotify) is what makes 3, 5 and 7 possible: RetryNotify treats a nil
 // return as "done", sleeps on a context we cannot tie to ctx per attempt
 // without losing cancellation during the sleep, and cannot see statuses.
+package client
 
 import (
 	"context"
@@ -83,8 +86,8 @@ type StateChange struct {
 	Err   error
 }
 
-// ClientOptions configures Subscribe. The zero value is usable.
-type ClientOptions struct {
+// Options configures Subscribe. The zero value is usable.
+type Options struct {
 	Token      string       // sent as Authorization: Bearer
 	HTTPClient *http.Client // optional; must not have a Timeout shorter than a stream's life
 	// Reconnect delay: capped, jittered exponential backoff starting from
@@ -150,7 +153,7 @@ func (e *HTTPError) permanent() bool {
 // With the zero from, the server's opening block gives the client its
 // position before any notice, so a connection lost before the first event
 // resumes from there.
-func Subscribe(ctx context.Context, base string, channels []string, from herald.Cursor, handle func(Message) error, opts ClientOptions) error {
+func Subscribe(ctx context.Context, base string, channels []string, from herald.Cursor, handle func(Message) error, opts Options) error {
 	if handle == nil {
 		return errors.New("stream: Subscribe needs a handler")
 	}
@@ -203,7 +206,7 @@ func streamURL(base string, channels []string) (string, error) {
 
 type subscription struct {
 	url    string
-	opts   ClientOptions
+	opts   Options
 	handle func(Message) error
 
 	last     herald.Cursor // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
@@ -379,7 +382,7 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		return false, nil, unavailableError(ev.Data)
 	}
 	if string(ev.Event) == "revoked" {
-		var r Revocation
+		var r herald.Revocation
 		_ = json.Unmarshal(ev.Data, &r)
 		return false, &RevokedError{r}, nil
 	}

@@ -1,4 +1,4 @@
-package store
+package hub
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/herald-dev/herald"
 )
 
-// Subscription is one client's view of the feed: the backlog after its
+// Subscription is one client's view of the hub: the backlog after its
 // cursor, then live events, each seq at most once and in order. SSE and
 // long-poll both use it, so both make the same guarantees.
 //
@@ -18,7 +18,7 @@ import (
 // above liveFrom queue in pending meanwhile, and everything at or below the
 // last seq handed out is dropped. No gap, no duplicate.
 type Subscription struct {
-	feed     *Feed
+	hub      *Hub
 	channels []string
 	m        matcher
 	epoch    string // the feed's epoch at registration; fixed for its life
@@ -32,9 +32,9 @@ type Subscription struct {
 	mu      sync.Mutex
 	pending []*herald.Event
 	// overflowTo, when set, is how far the consumer must re-read from the
-	// ring or the database: pending overflowed, was dropped, and events
+	// ring or the log: pending overflowed, was dropped, and events
 	// stay out of it until the consumer picks the overflow up. One that
-	// has not done so within FeedOptions.StallTimeout is not reading:
+	// has not done so within Options.StallTimeout is not reading:
 	// evicted.
 	overflowTo int64
 	overflowAt time.Time
@@ -44,14 +44,9 @@ type Subscription struct {
 	done       chan struct{}
 }
 
-// Subscribe is SubscribeAt with a bare seq: taken as the current epoch.
-func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (herald.Subscription, error) {
-	return f.SubscribeAt(ctx, channels, herald.Cursor{Seq: cursor}, hasCursor)
-}
-
-// epochWait bounds how long SubscribeAt waits for this feed to learn an
-// epoch the database already has (it reads on the sequencer's NOTIFY, and
-// at least every FeedOptions.Poll).
+// epochWait bounds how long SubscribeAt waits for this hub to learn an
+// epoch the log already has (store's follower reads on the sequencer's
+// NOTIFY, and at least every store.FeedOptions.Poll).
 const epochWait = 3 * time.Second
 
 // SubscribeAt registers interest in channels after cursor (hasCursor false:
@@ -61,7 +56,7 @@ const epochWait = 3 * time.Second
 // belong to another history. One with no epoch (a bare decimal from an
 // older client) is taken as the current epoch, and reset only if it is
 // ahead of the head.
-func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
+func (f *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
@@ -73,7 +68,7 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald
 		}
 	}
 	s := &Subscription{
-		feed:     f,
+		hub:      f,
 		channels: channels,
 		m:        newMatcher(channels),
 		wake:     make(chan struct{}, 1),
@@ -103,8 +98,8 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald
 		s.needReset = true
 	case cursor.Seq > s.liveFrom:
 		// Ahead of this feed: another replica may simply be a few ms ahead,
-		// or the database was restored from a backup. Ask the database.
-		st, err := f.db.State(ctx)
+		// or the database was restored from a backup. Ask the log.
+		st, err := f.log.State(ctx)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -123,17 +118,17 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald
 }
 
 // awaitEpoch returns once this feed serves epoch, or at once when the
-// database's current epoch is another one (the cursor is from an old
+// log's current epoch is another one (the cursor is from an old
 // history: reset), or after epochWait (reset too). It spares a client that
 // moved to another replica right after an epoch change a spurious reset.
-func (f *Feed) awaitEpoch(ctx context.Context, epoch string) error {
+func (f *Hub) awaitEpoch(ctx context.Context, epoch string) error {
 	f.mu.RLock()
 	cur, forked := f.epoch, f.forked
 	f.mu.RUnlock()
 	if cur == epoch {
 		return nil
 	}
-	st, err := f.db.State(ctx)
+	st, err := f.log.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -180,9 +175,12 @@ func (s *Subscription) Err() error {
 
 // Close unregisters the subscription.
 func (s *Subscription) Close() {
-	s.feed.mu.Lock()
-	defer s.feed.mu.Unlock()
-	s.feed.dropLocked(s, herald.ErrClosed)
+	s.hub.mu.Lock()
+	f := s.hub.dropLocked(s, herald.ErrClosed)
+	s.hub.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 func (s *Subscription) signal() {
@@ -193,7 +191,7 @@ func (s *Subscription) signal() {
 }
 
 // push queues ev. A full queue is dropped (a burst: the consumer catches
-// up from the ring or the database at its own pace, so memory stays
+// up from the ring or the log at its own pace, so memory stays
 // bounded and nobody waits); false when the consumer has not come for the
 // overflow within StallTimeout (it is stalled: evict).
 func (s *Subscription) push(ev *herald.Event, max int) bool {
@@ -203,7 +201,7 @@ func (s *Subscription) push(ev *herald.Event, max int) bool {
 		return true
 	}
 	if s.overflowTo != 0 {
-		if time.Since(s.overflowAt) > s.feed.opts.StallTimeout {
+		if s.hub.now().Sub(s.overflowAt) > s.hub.opts.StallTimeout {
 			s.mu.Unlock()
 			return false
 		}
@@ -212,7 +210,7 @@ func (s *Subscription) push(ev *herald.Event, max int) bool {
 		return true
 	}
 	if len(s.pending) >= max {
-		s.overflowTo, s.overflowAt = ev.Seq, time.Now()
+		s.overflowTo, s.overflowAt = ev.Seq, s.hub.now()
 		clear(s.pending)
 		s.pending = s.pending[:0]
 		s.mu.Unlock()
@@ -225,23 +223,27 @@ func (s *Subscription) push(ev *herald.Event, max int) bool {
 	return true
 }
 
-func (s *Subscription) end(err error) {
+// end ends the subscription with err, if it has not ended, and returns
+// its OnEnd callback for the caller to run once the hub's lock is
+// released (nil if there is none to run). Setting err and closing done
+// happen here, under the hub's lock, so a Take that sees the hub's next
+// head also sees that this subscription no longer receives events.
+func (s *Subscription) end(err error) func() {
 	s.mu.Lock()
-	var f func()
-	if s.err == nil {
-		s.err = err
-		close(s.done)
-		f, s.onEnd = s.onEnd, nil
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil
 	}
-	s.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	s.err = err
+	close(s.done)
+	f := s.onEnd
+	s.onEnd = nil
+	return f
 }
 
-// OnEnd registers f to run once when the subscription ends (evicted, feed
-// stopped, closed), on the goroutine that ends it, or at once if it has
-// ended. f must be quick and must not call into the feed. It saves the
+// OnEnd registers f to run once when the subscription ends (evicted, hub
+// stopped, closed), on the goroutine that ends it once the hub's lock is
+// released, or at once if it has ended. f must be quick. It saves the
 // stream a watcher goroutine per connection.
 func (s *Subscription) OnEnd(f func()) {
 	s.mu.Lock()
@@ -255,7 +257,7 @@ func (s *Subscription) OnEnd(f func()) {
 }
 
 // Take hands out up to max events after the last one handed out, without
-// waiting: the backlog first (from the ring, else the database), then live
+// waiting: the backlog first (from the ring, else the log), then live
 // events. An empty batch with a nil error means nothing right now; wait on
 // Ready. Once the subscription has ended and nothing is pending, Take
 // returns its Err.
@@ -280,7 +282,7 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 			return b, err
 		}
 	}
-	head := s.feed.head.Load() // before looking at pending: see dispatch
+	head := s.hub.head.Load() // before looking at pending: see dispatch
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.overflowTo != 0 {
@@ -318,9 +320,9 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 
 // backlog reads the events in (last, liveFrom].
 func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, error) {
-	f := s.feed
+	f := s.hub
 	f.mu.RLock()
-	// Below the floor the history is gone: the database says reset, and
+	// Below the floor the history is gone: the log says reset, and
 	// the ring must not say otherwise just because it still remembers.
 	if f.ring.covers(s.last) && s.last+1 >= f.floor.Load() {
 		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
@@ -331,7 +333,7 @@ func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, erro
 		return s.advance(events, max), nil
 	}
 	f.mu.RUnlock()
-	page, err := f.db.After(ctx, s.last, s.channels, s.liveFrom, max)
+	page, err := f.log.After(ctx, s.last, s.channels, s.liveFrom, max)
 	var reset *herald.ResetError
 	if err == nil || errors.As(err, &reset) {
 		if page.Epoch != s.epoch {
