@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -99,6 +100,17 @@ var statuses = map[string]int{
 
 	// A panic in a handler: a bug, logged with its stack.
 	"internal": http.StatusInternalServerError,
+}
+
+// Codes lists every code in the table, sorted: what api/openapi.json's
+// ErrorCode enum must match.
+func Codes() []string {
+	out := make([]string, 0, len(statuses))
+	for c := range statuses {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Status is code's HTTP status, or 500 for a code not in the table.
