@@ -56,40 +56,40 @@ const epochWait = 3 * time.Second
 // belong to another history. One with no epoch (a bare decimal from an
 // older client) is taken as the current epoch, and reset only if it is
 // ahead of the head.
-func (f *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
+func (h *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
 	select {
-	case <-f.ready:
+	case <-h.ready:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("subscribe: feed not ready: %w", ctx.Err())
 	}
 	if hasCursor && cursor.Epoch != "" {
-		if err := f.awaitEpoch(ctx, cursor.Epoch); err != nil {
+		if err := h.awaitEpoch(ctx, cursor.Epoch); err != nil {
 			return nil, err
 		}
 	}
 	s := &Subscription{
-		hub:      f,
+		hub:      h,
 		channels: channels,
 		m:        newMatcher(channels),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
 		return nil, herald.ErrStopped
 	}
-	s.liveFrom = f.head.Load()
-	s.epoch = f.epoch
+	s.liveFrom = h.head.Load()
+	s.epoch = h.epoch
 	for _, ch := range channels {
-		set := f.subs[ch]
+		set := h.subs[ch]
 		if set == nil {
 			set = make(map[*Subscription]struct{})
-			f.subs[ch] = set
+			h.subs[ch] = set
 		}
 		set[s] = struct{}{}
 	}
-	f.mu.Unlock()
+	h.mu.Unlock()
 
 	switch {
 	case !hasCursor:
@@ -99,7 +99,7 @@ func (f *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.
 	case cursor.Seq > s.liveFrom:
 		// Ahead of this feed: another replica may simply be a few ms ahead,
 		// or the database was restored from a backup. Ask the log.
-		st, err := f.log.State(ctx)
+		st, err := h.log.State(ctx)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -121,14 +121,14 @@ func (f *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.
 // log's current epoch is another one (the cursor is from an old
 // history: reset), or after epochWait (reset too). It spares a client that
 // moved to another replica right after an epoch change a spurious reset.
-func (f *Hub) awaitEpoch(ctx context.Context, epoch string) error {
-	f.mu.RLock()
-	cur, forked := f.epoch, f.forked
-	f.mu.RUnlock()
+func (h *Hub) awaitEpoch(ctx context.Context, epoch string) error {
+	h.mu.RLock()
+	cur, forked := h.epoch, h.forked
+	h.mu.RUnlock()
 	if cur == epoch {
 		return nil
 	}
-	st, err := f.log.State(ctx)
+	st, err := h.log.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -320,20 +320,20 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 
 // backlog reads the events in (last, liveFrom].
 func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, error) {
-	f := s.hub
-	f.mu.RLock()
+	h := s.hub
+	h.mu.RLock()
 	// Below the floor the history is gone: the log says reset, and
 	// the ring must not say otherwise just because it still remembers.
-	if f.ring.covers(s.last) && s.last+1 >= f.floor.Load() {
-		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
-		f.mu.RUnlock()
-		if f.opts.OnReplay != nil {
-			f.opts.OnReplay(true, len(events))
+	if h.ring.covers(s.last) && s.last+1 >= h.floor.Load() {
+		events, _ := h.ring.collect(nil, s.last, s.liveFrom, s.m, max)
+		h.mu.RUnlock()
+		if h.opts.OnReplay != nil {
+			h.opts.OnReplay(true, len(events))
 		}
 		return s.advance(events, max), nil
 	}
-	f.mu.RUnlock()
-	page, err := f.log.After(ctx, s.last, s.channels, s.liveFrom, max)
+	h.mu.RUnlock()
+	page, err := h.log.After(ctx, s.last, s.channels, s.liveFrom, max)
 	var reset *herald.ResetError
 	if err == nil || errors.As(err, &reset) {
 		if page.Epoch != s.epoch {
@@ -349,8 +349,8 @@ func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, erro
 	if err != nil {
 		return herald.Batch{}, err
 	}
-	if f.opts.OnReplay != nil {
-		f.opts.OnReplay(false, len(page.Events))
+	if h.opts.OnReplay != nil {
+		h.opts.OnReplay(false, len(page.Events))
 	}
 	return s.advance(page.Events, max), nil
 }
