@@ -22,7 +22,7 @@ func (s *Server) AdminHandler() http.Handler {
 	e := gin.New()
 	e.Use(s.recoverer())
 	e.NoRoute(func(c *gin.Context) {
-		s.abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "the admin listener serves /healthz, /readyz and /metrics"})
+		s.abort(c, &Error{Code: "not_found", Message: "the admin listener serves /healthz, /readyz and /metrics"})
 	})
 	e.GET("/healthz", s.healthz)
 	s.adminRoutes(e)

@@ -73,12 +73,12 @@ func (k apiKey) allows(channel string) bool {
 // constant time and returns the one that matched.
 func (s *Server) checkAPIKey(r *http.Request) (apiKey, error) {
 	if len(s.apiKeys) == 0 {
-		return apiKey{}, &Error{Status: http.StatusNotFound, Code: "publish_disabled",
+		return apiKey{}, &Error{Code: "publish_disabled",
 			Message: "publishing over HTTP is off: set HERALD_API_KEYS, or INSERT into herald.events"}
 	}
 	h := r.Header.Get("Authorization")
 	if len(h) < 8 || !strings.EqualFold(h[:7], "bearer ") {
-		return apiKey{}, &Error{Status: http.StatusUnauthorized, Code: "api_key_required", Message: "send the server key as Authorization: Bearer <key>"}
+		return apiKey{}, &Error{Code: "api_key_required", Message: "send the server key as Authorization: Bearer <key>"}
 	}
 	got := []byte(strings.TrimSpace(h[7:]))
 	match := -1
@@ -88,7 +88,7 @@ func (s *Server) checkAPIKey(r *http.Request) (apiKey, error) {
 		}
 	}
 	if match < 0 {
-		return apiKey{}, &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "the server key is not valid"}
+		return apiKey{}, &Error{Code: "invalid_api_key", Message: "the server key is not valid"}
 	}
 	return s.apiKeys[match], nil
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
 )
 
 // Authorizer decides whether a request may read channels. It is the one
@@ -26,7 +26,7 @@ type Grant struct {
 	Release func()
 	// Recheck, if set, asks again every RecheckEvery whether a grant that
 	// came from the app still holds; a stream ends when it no longer does.
-	Recheck      func(ctx context.Context) *stream.Revocation
+	Recheck      func(ctx context.Context) *herald.Revocation
 	RecheckEvery time.Duration
 	// watch, if set, starts watching the token for revocation (streams).
 	watch func() (revoked <-chan struct{}, stop func())
@@ -67,15 +67,15 @@ type RevocationList interface {
 
 var _ RevocationList = (*store.Revocations)(nil)
 
-var errTokenRevoked = &Error{Status: http.StatusUnauthorized, Code: "token_revoked",
+var errTokenRevoked = &Error{Code: "token_revoked",
 	Message: "the token was revoked; get a new one"}
 
 var _ Authorizer = (*ChannelAuth)(nil)
 
 var (
-	errTokenRequired = &Error{Status: http.StatusUnauthorized, Code: "token_required",
+	errTokenRequired = &Error{Code: "token_required",
 		Message: "private channels need a token: send Authorization: Bearer <token>, ?token=<token> or the herald_token cookie"}
-	errTokensDisabled = &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
+	errTokensDisabled = &Error{Code: "invalid_token",
 		Message: "this server accepts no tokens (HERALD_JWT_SECRET is not set)"}
 )
 
@@ -140,7 +140,7 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 		return g, err
 	}
 	if ans.Unauthenticated {
-		return g, &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the app does not know who you are; sign in to it first"}
+		return g, &Error{Code: "unauthenticated", Message: "the app does not know who you are; sign in to it first"}
 	}
 	for _, ch := range ask {
 		if !ans.grants(ch) {
@@ -159,7 +159,7 @@ func (a *ChannelAuth) Authorize(r *http.Request, channels []string) (Grant, erro
 // recheck asks the app again about a running stream's channels, with the
 // credentials the stream was opened with. Only a clear no ends the
 // stream: while the app does not answer, the grant it gave stands.
-func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) func(context.Context) *stream.Revocation {
+func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) func(context.Context) *herald.Revocation {
 	// Keep only what the app is asked with, not the whole request.
 	q := url.Values{}
 	if t := r.URL.Query().Get("token"); t != "" {
@@ -172,17 +172,17 @@ func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) f
 		}
 	}
 	kept = withClientIP(kept, clientIP(r))
-	return func(ctx context.Context) *stream.Revocation {
+	return func(ctx context.Context) *herald.Revocation {
 		ans, err := app.Check(asRecheck(ctx), kept, subject, ask)
 		if err != nil {
 			return nil
 		}
 		if ans.Unauthenticated {
-			return &stream.Revocation{Code: "unauthenticated", Message: "the app no longer knows who you are; sign in again"}
+			return &herald.Revocation{Code: "unauthenticated", Message: "the app no longer knows who you are; sign in again"}
 		}
 		for _, ch := range ask {
 			if !ans.grants(ch) {
-				return &stream.Revocation{Code: "forbidden", Message: "the app no longer grants channel " + truncate(ch, 164)}
+				return &herald.Revocation{Code: "forbidden", Message: "the app no longer grants channel " + truncate(ch, 164)}
 			}
 		}
 		return nil
@@ -190,6 +190,6 @@ func recheck(app AppAuthorizer, r *http.Request, subject string, ask []string) f
 }
 
 func forbidden(chs []string) *Error {
-	return &Error{Status: http.StatusForbidden, Code: "forbidden",
+	return &Error{Code: "forbidden",
 		Message: "not allowed to read channel " + truncate(chs[0], 164) + "; the token (or the app) does not grant it"}
 }

@@ -114,7 +114,7 @@ func (a *AuthURL) Check(ctx context.Context, r *http.Request, subject string, ch
 	}
 	if !isRecheck(ctx) {
 		if ok, wait := a.limiter.allow(clientIP(r), now); !ok {
-			return appAnswer{}, &Error{Status: http.StatusTooManyRequests, Code: "auth_rate_limited",
+			return appAnswer{}, &Error{Code: "auth_rate_limited",
 				Message:    "too many private-channel checks from this address; retry after the delay in Retry-After",
 				RetryAfter: max(wait, time.Second)}
 		}
@@ -192,7 +192,7 @@ func (a *AuthURL) ttl() time.Duration {
 	return 30 * time.Second
 }
 
-var errAuthUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "auth_unavailable",
+var errAuthUnavailable = &Error{Code: "auth_unavailable",
 	Message: "the app that authorises private channels did not answer; retry shortly", RetryAfter: 2 * time.Second}
 
 func (a *AuthURL) ask(ctx context.Context, r *http.Request, subject string, channels []string) (appAnswer, error) {

@@ -38,7 +38,7 @@ func (s *Server) cors() gin.HandlerFunc {
 			return
 		}
 		if !allowed && !any {
-			s.abort(c, &Error{Status: http.StatusForbidden, Code: "origin_not_allowed",
+			s.abort(c, &Error{Code: "origin_not_allowed",
 				Message: "origin " + truncate(origin, 100) + " may not call this server; add it to HERALD_CORS_ORIGINS"})
 			return
 		}

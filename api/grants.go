@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // MatchGrant reports whether pattern, from a token's channels claim or an
@@ -46,12 +46,12 @@ func ValidateGrant(pattern string) error {
 		if _, seg := grantPrefix(pattern); !seg {
 			return fmt.Errorf("grant %q: a * must follow a separator such as - (e.g. %q); grants match whole segments", pattern, prefix+"-*")
 		}
-		if err := store.ValidateChannel(prefix); err != nil {
+		if err := herald.ValidateChannel(prefix); err != nil {
 			return fmt.Errorf("grant %q: %w", pattern, err)
 		}
 		return nil
 	}
-	if err := store.ValidateChannel(pattern); err != nil {
+	if err := herald.ValidateChannel(pattern); err != nil {
 		return fmt.Errorf("grant %q: %w", pattern, err)
 	}
 	return nil

@@ -8,11 +8,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // maxHistory bounds one history page.
 const maxHistory = 1000
+
+// historyResetReason explains a history reset. It lacks the "(restored
+// or promoted)" of the stream's and long-poll's: the wire text predates the
+// one ResetError and stays as clients have seen it.
+const historyResetReason = "the history after this cursor is no longer retained, or is another history than the database's current one"
 
 // handleHistory is GET /v1/channels/{channel}/events?after=N&limit=M: a
 // channel's stored notices after a cursor, for clients that want to page
@@ -23,8 +28,8 @@ func (s *Server) handleHistory(c *gin.Context) {
 		return
 	}
 	ch := c.Param("channel")
-	if err := store.ValidateChannel(ch); err != nil {
-		s.abort(c, badRequest("invalid_channel", err.(*store.InvalidError).Reason))
+	if err := herald.ValidateChannel(ch); err != nil {
+		s.abort(c, badRequest("invalid_channel", err.(*herald.InvalidError).Reason))
 		return
 	}
 	after, _, err := parseCursor(c.Query("after"), "after")
@@ -54,12 +59,11 @@ func (s *Server) handleHistory(c *gin.Context) {
 		// Another history than the cursor's (restored or promoted
 		// database), or a cursor ahead of the log: same answer as a
 		// cursor whose history was dropped.
-		err = store.ErrTooOld
+		err = &herald.ResetError{}
 	}
-	if errors.Is(err, store.ErrTooOld) {
-		h := store.Cursor{Epoch: page.Epoch, Seq: page.Head}
-		s.abort(c, &Error{Status: http.StatusGone, Code: "reset", Cursor: &h,
-			Message: "the history after this cursor is no longer retained, or is another history than the database's current one; refetch your state and continue from cursor " + h.String()})
+	var reset *herald.ResetError
+	if errors.As(err, &reset) {
+		s.abort(c, &herald.ResetError{Head: herald.Cursor{Epoch: page.Epoch, Seq: page.Head}, Reason: historyResetReason})
 		return
 	}
 	if err != nil {
@@ -84,5 +88,5 @@ func (s *Server) handleHistory(c *gin.Context) {
 		}
 		_, _ = w.Write(e.JSON())
 	}
-	_, _ = w.WriteString(`],"cursor":"` + store.Cursor{Epoch: page.Epoch, Seq: next}.String() + `"}`)
+	_, _ = w.WriteString(`],"cursor":"` + herald.Cursor{Epoch: page.Epoch, Seq: next}.String() + `"}`)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -52,7 +51,7 @@ func (s *Server) admit(ctx context.Context, g Grant, ip string) (func(), error) 
 	if g.Subject != "" && s.cfg.MaxConnsPerSubject > 0 && s.cfg.Leases != nil {
 		release, err := s.cfg.Leases.Acquire(ctx, g.Subject, s.cfg.MaxConnsPerSubject)
 		if errors.Is(err, store.ErrLimit) {
-			return nil, &Error{Status: http.StatusTooManyRequests, Code: "too_many_connections",
+			return nil, &Error{Code: "too_many_connections",
 				Message:    fmt.Sprintf("this user already has %d open connections; close one (herald.js can share one connection between tabs)", s.cfg.MaxConnsPerSubject),
 				RetryAfter: 5 * time.Second}
 		}
@@ -61,7 +60,7 @@ func (s *Server) admit(ctx context.Context, g Grant, ip string) (func(), error) 
 	if g.Subject == "" && s.cfg.MaxConnsPerIP > 0 {
 		release, ok := s.ips.acquire(ip, s.cfg.MaxConnsPerIP)
 		if !ok {
-			return nil, &Error{Status: http.StatusTooManyRequests, Code: "too_many_connections",
+			return nil, &Error{Code: "too_many_connections",
 				Message:    fmt.Sprintf("at most %d anonymous connections per address", s.cfg.MaxConnsPerIP),
 				RetryAfter: 5 * time.Second}
 		}

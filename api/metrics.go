@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/longpoll"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
@@ -151,7 +152,7 @@ func (m *Metrics) Feed(o *store.FeedOptions) {
 		}
 		m.evictions.Inc()
 	}
-	o.OnDispatch = func(events []*store.Event, deliveries int) {
+	o.OnDispatch = func(events []*herald.Event, deliveries int) {
 		if prevDispatch != nil {
 			prevDispatch(events, deliveries)
 		}
@@ -176,9 +177,9 @@ func (m *Metrics) Feed(o *store.FeedOptions) {
 	}
 }
 
-func (m *Metrics) delivery(transport string) func(int, []*store.Event) {
+func (m *Metrics) delivery(transport string) func(int, []*herald.Event) {
 	c, h := m.delivered.WithLabelValues(transport), m.latency.WithLabelValues(transport)
-	return func(n int, events []*store.Event) {
+	return func(n int, events []*herald.Event) {
 		c.Add(float64(n))
 		now := time.Now()
 		for _, e := range events {

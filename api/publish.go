@@ -12,7 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // MaxPublishBatch and maxPublishBody bound one POST /v1/events.
@@ -45,7 +45,7 @@ func (s *Server) handlePublish(c *gin.Context) {
 	}
 	for _, e := range events {
 		if !key.allows(e.Channel) {
-			s.abort(c, &Error{Status: http.StatusForbidden, Code: "channel_not_allowed",
+			s.abort(c, &Error{Code: "channel_not_allowed",
 				Message: "this API key may not publish to channel " + truncate(e.Channel, 164) + "; see its scope in HERALD_API_KEYS"})
 			return
 		}
@@ -59,20 +59,20 @@ func (s *Server) handlePublish(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"ids": ids})
 }
 
-func decodePublish(r *http.Request) ([]store.NewEvent, error) {
+func decodePublish(r *http.Request) ([]herald.NewEvent, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
+		return nil, &Error{Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxPublishBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: fmt.Sprintf("the body is over %d bytes; send fewer events per request", maxPublishBody)}
+			return nil, &Error{Code: "payload_too_large", Message: fmt.Sprintf("the body is over %d bytes; send fewer events per request", maxPublishBody)}
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, &Error{Status: http.StatusRequestTimeout, Code: "body_timeout", Message: "the body did not arrive in time; send it at once"}
+			return nil, &Error{Code: "body_timeout", Message: "the body did not arrive in time; send it at once"}
 		}
-		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_body", Message: "could not read the body"}
+		return nil, &Error{Code: "invalid_body", Message: "could not read the body"}
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -86,22 +86,16 @@ func decodePublish(r *http.Request) ([]store.NewEvent, error) {
 		return nil, badRequest("invalid_body", "no events in the body")
 	}
 	if len(list) > MaxPublishBatch {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_many_events", Message: fmt.Sprintf("at most %d events per request", MaxPublishBatch)}
+		return nil, &Error{Code: "too_many_events", Message: fmt.Sprintf("at most %d events per request", MaxPublishBatch)}
 	}
-	out := make([]store.NewEvent, len(list))
+	out := make([]herald.NewEvent, len(list))
 	for i, e := range list {
-		ne := store.NewEvent{Channel: e.Channel, Type: e.Type, Data: e.Data}
-		if ne.Type == "" {
-			ne.Type = "message"
-		}
-		if len(ne.Data) == 0 {
-			ne.Data = json.RawMessage("{}")
-		}
-		if err := ne.Validate(); err != nil {
-			var inv *store.InvalidError
+		ne := herald.NewEvent{Channel: e.Channel, Type: e.Type, Data: e.Data}
+		if err := ne.Validate(); err != nil { // fills in the defaults
+			var inv *herald.InvalidError
 			if len(list) > 1 && errors.As(err, &inv) {
 				// Say which one; the table still maps it to 400 or 413.
-				return nil, &store.InvalidError{Field: inv.Field, Reason: fmt.Sprintf("event %d: %s", i, inv.Reason), TooLarge: inv.TooLarge}
+				return nil, &herald.InvalidError{Field: inv.Field, Reason: fmt.Sprintf("event %d: %s", i, inv.Reason), TooLarge: inv.TooLarge}
 			}
 			return nil, err
 		}

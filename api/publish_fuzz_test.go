@@ -10,12 +10,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // FuzzDecodePublish: any POST /v1/events body either decodes into events
 // that each pass the database's own rules, or is refused with a 4xx
-// *Error or *store.InvalidError; never a panic, never half-valid events.
+// *Error or *herald.InvalidError; never a panic, never half-valid events.
 // The events accepted are exactly the body's, in its order: each one's
 // channel, type (default "message") and data bytes (default {}) are read
 // from the body again by an independent walk of its JSON (bodyEvents), so
@@ -41,10 +41,10 @@ func FuzzDecodePublish(f *testing.F) {
 		events, err := decodePublish(r)
 		if err != nil {
 			var ae *Error
-			var inv *store.InvalidError
+			var inv *herald.InvalidError
 			switch {
 			case errors.As(err, &ae):
-				if ae.Status < 400 || ae.Status > 499 || ae.Code == "" || ae.Message == "" {
+				if ae.Status() < 400 || ae.Status() > 499 || ae.Code == "" || ae.Message == "" {
 					t.Fatalf("bad error %+v for %q", ae, body)
 				}
 			case errors.As(err, &inv):
@@ -92,7 +92,7 @@ func FuzzDecodePublish(f *testing.F) {
 // once: anything else is not a body the oracle can read, so a decoder that
 // accepted it fails the fuzz test. A missing or empty type is "message",
 // missing data is {}.
-func bodyEvents(body []byte) ([]store.NewEvent, error) {
+func bodyEvents(body []byte) ([]herald.NewEvent, error) {
 	body = bytes.TrimSpace(body)
 	var list []json.RawMessage
 	if len(body) > 0 && body[0] == '[' {
@@ -115,13 +115,13 @@ func bodyEvents(body []byte) ([]store.NewEvent, error) {
 			list = []json.RawMessage{body}
 		}
 	}
-	out := make([]store.NewEvent, len(list))
+	out := make([]herald.NewEvent, len(list))
 	for i, raw := range list {
 		fields, err := oracleMembers(raw, "channel", "type", "data")
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		e := store.NewEvent{Type: "message", Data: json.RawMessage("{}")}
+		e := herald.NewEvent{Type: "message", Data: json.RawMessage("{}")}
 		if v, ok := fields["channel"]; ok {
 			if err := json.Unmarshal(v, &e.Channel); err != nil {
 				return nil, err

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // MaxQueryBytes bounds the query string; 100 channels of 164 characters fit
@@ -40,8 +40,8 @@ func parseChannels(r *http.Request, max int) ([]string, error) {
 		if _, dup := seen[ch]; dup {
 			continue
 		}
-		if err := store.ValidateChannel(ch); err != nil {
-			return nil, badRequest("invalid_channel", err.(*store.InvalidError).Reason)
+		if err := herald.ValidateChannel(ch); err != nil {
+			return nil, badRequest("invalid_channel", err.(*herald.InvalidError).Reason)
 		}
 		seen[ch] = struct{}{}
 		out = append(out, ch)
@@ -55,20 +55,20 @@ func parseChannels(r *http.Request, max int) ([]string, error) {
 // parseCursor parses a cursor: "<epoch>.<seq>" as herald sends it, or a
 // bare decimal seq from an older client (taken as the current epoch). ""
 // means none.
-func parseCursor(s, name string) (store.Cursor, bool, error) {
+func parseCursor(s, name string) (herald.Cursor, bool, error) {
 	if s == "" {
-		return store.Cursor{}, false, nil
+		return herald.Cursor{}, false, nil
 	}
-	c, err := store.ParseCursor(s)
+	c, err := herald.ParseCursor(s)
 	if err != nil {
-		return store.Cursor{}, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be the id of the last event you received, \"<epoch>.<seq>\" (epoch: 1-16 of a-z 0-9, seq: a non-negative integer) or a bare non-negative integer (got %q)", name, truncate(s, 40)))
+		return herald.Cursor{}, false, badRequest("invalid_cursor", fmt.Sprintf("%s must be the id of the last event you received, \"<epoch>.<seq>\" (epoch: 1-16 of a-z 0-9, seq: a non-negative integer) or a bare non-negative integer (got %q)", name, truncate(s, 40)))
 	}
 	return c, true, nil
 }
 
 // streamCursor takes Last-Event-ID (browser reconnects) over ?lastEventId=
 // (first connect, polyfills).
-func streamCursor(r *http.Request) (store.Cursor, bool, error) {
+func streamCursor(r *http.Request) (herald.Cursor, bool, error) {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		return parseCursor(strings.TrimSpace(v), "Last-Event-ID")
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 const fuzzMaxChannels = 5 // small, so the fuzzer reaches the limit
@@ -28,8 +28,8 @@ func checkError(t *testing.T, what string, err error, codes ...string) *Error {
 	if !errors.As(err, &ae) {
 		t.Fatalf("%s: error %T %v is not an *api.Error (it would be a 5xx)", what, err, err)
 	}
-	if ae.Status < 400 || ae.Status > 499 {
-		t.Fatalf("%s: status %d for %v", what, ae.Status, ae)
+	if ae.Status() < 400 || ae.Status() > 499 {
+		t.Fatalf("%s: status %d for %v", what, ae.Status(), ae)
 	}
 	if !slices.Contains(codes, ae.Code) {
 		t.Fatalf("%s: code %q, want one of %q (%s)", what, ae.Code, codes, ae.Message)
@@ -43,10 +43,10 @@ func checkError(t *testing.T, what string, err error, codes ...string) *Error {
 // checkCursor checks a cursor parse of src (the string the parser saw)
 // against an independent oracle: accepted iff src is empty (no cursor) or
 // a decimal of digits only that fits in an int64, and then equal to it.
-func checkCursor(t *testing.T, what, src string, cursor store.Cursor, has bool, err error) {
+func checkCursor(t *testing.T, what, src string, cursor herald.Cursor, has bool, err error) {
 	t.Helper()
 	if src == "" {
-		if err != nil || has || cursor != (store.Cursor{}) {
+		if err != nil || has || cursor != (herald.Cursor{}) {
 			t.Fatalf("%s: empty cursor gave %v %v %v, want none", what, cursor, has, err)
 		}
 		return
@@ -79,7 +79,7 @@ var cursorRE = regexp.MustCompile(`^(?:([a-z0-9]{1,16})\.)?([0-9]+)$`)
 // and exactly the channels named (none dropped); cursors and timeouts are
 // accepted exactly when they are plain decimals in range.
 func FuzzParseRequest(f *testing.F) {
-	long := strings.Repeat("x", store.MaxChannelLen+1)
+	long := strings.Repeat("x", herald.MaxChannelLen+1)
 	for _, s := range [][2]string{
 		{"channel=a", ""},
 		{"", ""},
@@ -133,7 +133,7 @@ func FuzzParseRequest(f *testing.F) {
 			justified := map[string]bool{
 				"invalid_query":     qerr != nil,
 				"no_channels":       qerr == nil && len(named) == 0,
-				"invalid_channel":   qerr == nil && slices.ContainsFunc(named, func(c string) bool { return store.ValidateChannel(c) != nil }),
+				"invalid_channel":   qerr == nil && slices.ContainsFunc(named, func(c string) bool { return herald.ValidateChannel(c) != nil }),
 				"too_many_channels": qerr == nil && len(distinct) > fuzzMaxChannels,
 			}
 			if !justified[ae.Code] {
@@ -148,7 +148,7 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			seen := map[string]bool{}
 			for _, c := range chans {
-				if err := store.ValidateChannel(c); err != nil {
+				if err := herald.ValidateChannel(c); err != nil {
 					t.Fatalf("parseChannels(%q) accepted %q: %v", rawQuery, c, err)
 				}
 				if seen[c] {

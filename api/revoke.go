@@ -23,7 +23,7 @@ const maxRevocationTTL = 366 * 24 * time.Hour
 // Every replica ends the matching streams and refuses the tokens.
 func (s *Server) handleRevoke(c *gin.Context) {
 	if len(s.apiKeys) == 0 {
-		s.abort(c, &Error{Status: http.StatusNotFound, Code: "revocations_disabled",
+		s.abort(c, &Error{Code: "revocations_disabled",
 			Message: "revoking over HTTP is off: set HERALD_API_KEYS, or run herald revoke"})
 		return
 	}
@@ -35,7 +35,7 @@ func (s *Server) handleRevoke(c *gin.Context) {
 	if len(key.scope) > 0 {
 		// A key scoped to some channels publishes there; revoking a user's
 		// tokens reaches every channel, so only an unscoped key may.
-		s.abort(c, &Error{Status: http.StatusForbidden, Code: "key_scope",
+		s.abort(c, &Error{Code: "key_scope",
 			Message: "this API key is limited to some channels; revoking needs an unscoped key"})
 		return
 	}
@@ -57,13 +57,13 @@ func (s *Server) handleRevoke(c *gin.Context) {
 // keys, each a string, and exactly one of jti and sub.
 func decodeRevoke(r *http.Request, defTTL time.Duration) (jti, sub string, ttl time.Duration, err error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return "", "", 0, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
+		return "", "", 0, &Error{Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
 	}
 	body, rerr := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<10))
 	if rerr != nil {
 		var mb *http.MaxBytesError
 		if errors.As(rerr, &mb) {
-			return "", "", 0, &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "a revocation body is at most 4 KiB"}
+			return "", "", 0, &Error{Code: "payload_too_large", Message: "a revocation body is at most 4 KiB"}
 		}
 		return "", "", 0, badRequest("invalid_body", "could not read the body")
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 	"github.com/herald-dev/herald/longpoll"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
@@ -72,9 +74,9 @@ type Config struct {
 type DB interface {
 	Ping(ctx context.Context) error
 	SchemaCurrent(ctx context.Context) (bool, error)
-	Append(ctx context.Context, events ...store.NewEvent) ([]int64, error)
+	Append(ctx context.Context, events ...herald.NewEvent) ([]int64, error)
 	Revoke(ctx context.Context, jti, subject string, ttl time.Duration) (store.Revocation, error)
-	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (store.Page, error)
+	After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (hub.Page, error)
 }
 
 var _ DB = (*store.DB)(nil)
@@ -91,7 +93,7 @@ var _ SequencerStatus = (*store.Sequencer)(nil)
 type FeedStatus interface {
 	Connected() bool
 	Head() int64
-	Position() store.Cursor
+	Position() herald.Cursor
 }
 
 // Server holds the handlers and the shutdown signal.
@@ -174,10 +176,10 @@ func New(cfg Config, db *store.DB, feed *store.Feed) *Server {
 	e.Use(s.recoverer(), s.cors(), s.limitQuery())
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) {
-		s.abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint; see the README for the API"})
+		s.abort(c, &Error{Code: "not_found", Message: "no such endpoint; see the README for the API"})
 	})
 	e.NoMethod(func(c *gin.Context) {
-		s.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
+		s.abort(c, &Error{Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
 	})
 	e.GET("/healthz", s.healthz)
 	if !cfg.SeparateAdmin {
@@ -301,7 +303,7 @@ func (s *Server) authorize(c *gin.Context, channels []string, connection bool) (
 		// shutting_down sends the client to another replica instead.
 		select {
 		case <-s.stop:
-			return Grant{}, store.ErrFeedStopped
+			return Grant{}, herald.ErrStopped
 		default:
 		}
 	}
@@ -403,7 +405,7 @@ func (s *Server) recoverer() gin.HandlerFunc {
 func (s *Server) limitQuery() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if len(c.Request.URL.RawQuery) > MaxQueryBytes {
-			s.abort(c, &Error{Status: http.StatusRequestURITooLong, Code: "query_too_long", Message: "the query string is too long; name fewer channels"})
+			s.abort(c, &Error{Code: "query_too_long", Message: "the query string is too long; name fewer channels"})
 			return
 		}
 		c.Next()

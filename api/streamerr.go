@@ -28,7 +28,7 @@ const UnavailableEvent = "unavailable"
 // errors (4xx but 429) keep their status: retrying cannot help them.
 func (s *Server) abortStream(c *gin.Context, err error) {
 	ae, known := toAPIError(err)
-	if !passing(ae.Status) || !wantsEventStream(c.Request) {
+	if !passing(ae.Status()) || !wantsEventStream(c.Request) {
 		s.abort(c, err)
 		return
 	}
@@ -40,7 +40,7 @@ func (s *Server) abortStream(c *gin.Context, err error) {
 		retry = 2 * time.Second
 	}
 	data, _ := json.Marshal(unavailableData{
-		Status:     ae.Status,
+		Status:     ae.Status(),
 		Error:      apiErrorBody{Code: ae.Code, Message: ae.Message},
 		RetryAfter: int((retry + time.Second - 1) / time.Second),
 	})

@@ -160,7 +160,7 @@ func (v *TokenVerifier) Verify(raw string) (*Claims, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, &Error{Status: http.StatusUnauthorized, Code: "token_expired", Message: "the token has expired; get a new one and reconnect"}
+		return nil, &Error{Code: "token_expired", Message: "the token has expired; get a new one and reconnect"}
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return nil, invalidToken("its iat (issued at) is in the future; check the minting host's clock")
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
@@ -189,7 +189,7 @@ func (v *TokenVerifier) Verify(raw string) (*Claims, error) {
 }
 
 func invalidToken(why string) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Message: "the token is not valid: " + why}
+	return &Error{Code: "invalid_token", Message: "the token is not valid: " + why}
 }
 
 // numericTimes checks that exp, iat and nbf, where present, are JSON numbers.

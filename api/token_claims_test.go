@@ -67,7 +67,7 @@ func TestTokenClaims(t *testing.T) {
 				return
 			}
 			ae, ok := err.(*api.Error)
-			if !ok || ae.Status != 401 || ae.Code != c.code || !strings.Contains(ae.Message, c.reason) {
+			if !ok || ae.Status() != 401 || ae.Code != c.code || !strings.Contains(ae.Message, c.reason) {
 				t.Fatalf("got %v, want 401 %s mentioning %q", err, c.code, c.reason)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
@@ -32,7 +33,7 @@ func TestPollUnderWriteLoad(t *testing.T) {
 	defer stopPolling()
 	var received atomic.Int64
 	type polled struct {
-		events  []*store.Event
+		events  []*herald.Event
 		answers int
 		err     error
 	}

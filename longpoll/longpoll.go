@@ -1,50 +1,40 @@
 // Package longpoll is herald's long-poll endpoint, for clients that cannot
-// keep a stream open. It rides on the same store.Subscription as the SSE
+// keep a stream open. It rides on the same herald.Subscription as the SSE
 // stream, so it has the same guarantees: every event after the cursor, in
 // order, once. A waiting poll costs a parked request and no query: one
 // feed wake-up serves all of them.
 package longpoll
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
-// Feed is what the handler needs from the store.
+// Feed is what the handler needs: the Subscribe contract, whose
+// guarantees (no gap, no duplicate, commit order, reset) are the poll's,
+// and the head for a poll without a cursor.
 type Feed interface {
-	SubscribeAt(ctx context.Context, channels []string, cursor store.Cursor, hasCursor bool) (*store.Subscription, error)
-	Position() store.Cursor
+	herald.Subscriber
+	Position() herald.Cursor
 }
-
-var _ Feed = (*store.Feed)(nil)
 
 // Request is a validated, authorised poll.
 type Request struct {
 	Channels []string
 	// Cursor is where the client is; an empty Epoch (a bare decimal from
 	// an older client) means the current epoch.
-	Cursor    store.Cursor
+	Cursor    herald.Cursor
 	HasCursor bool
 	Timeout   time.Duration
-}
-
-// ResetError means the cursor's history is gone (retention dropped it, the
-// cursor is ahead of the log, or it belongs to another epoch): answer 410
-// with the head to continue from.
-type ResetError struct{ Head store.Cursor }
-
-func (e *ResetError) Error() string {
-	return "the history after this cursor is no longer retained, or is another history than the database's current one (restored or promoted); refetch your state and continue from cursor " + e.Head.String()
 }
 
 // Hooks observe the handler for metrics; each may be nil.
 type Hooks struct {
 	Waiting   func() (done func())
-	Delivered func(n int, events []*store.Event)
+	Delivered func(n int, events []*herald.Event)
 	Reset     func()
 }
 
@@ -60,7 +50,7 @@ type Handler struct {
 }
 
 // Serve answers one poll. Errors come back unwritten for the caller's
-// error table (*ResetError among them).
+// error table (*herald.ResetError among them).
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
 	ctx := r.Context()
 	if !req.HasCursor {
@@ -86,15 +76,15 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		}
 	}()
 	epoch := sub.Epoch()
-	at := func(seq int64) store.Cursor { return store.Cursor{Epoch: epoch, Seq: seq} }
+	at := func(seq int64) herald.Cursor { return herald.Cursor{Epoch: epoch, Seq: seq} }
 	cursor := req.Cursor.Seq
 	for {
 		b, err := sub.Take(ctx, max)
-		if b.Reset {
+		if b.Reset != nil {
 			if h.Hooks.Reset != nil {
 				h.Hooks.Reset()
 			}
-			return &ResetError{Head: at(b.Cursor)}
+			return b.Reset
 		}
 		if b.Cursor > cursor {
 			cursor = b.Cursor
@@ -141,7 +131,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 
 // write sends {"events":[...],"cursor":"N"}, built from each event's
 // pre-encoded JSON.
-func write(w http.ResponseWriter, events []*store.Event, cursor store.Cursor) {
+func write(w http.ResponseWriter, events []*herald.Event, cursor herald.Cursor) {
 	n := 32
 	for _, ev := range events {
 		n += len(ev.JSON()) + 1

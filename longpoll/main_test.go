@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -32,7 +32,7 @@ type answer struct {
 	At     time.Time // when the whole body had arrived
 
 	// 200: {"events":[...],"cursor":"N"}
-	Events []*store.Event
+	Events []*herald.Event
 	Cursor int64  // the seq of the answer's cursor
 	Epoch  string // its epoch (also a 410's)
 
@@ -95,8 +95,8 @@ func fetch(ctx context.Context, c *http.Client, u string) (answer, error) {
 	dec.DisallowUnknownFields()
 	if a.Status == http.StatusOK {
 		var ok struct {
-			Events []*store.Event `json:"events"`
-			Cursor *string        `json:"cursor"`
+			Events []*herald.Event `json:"events"`
+			Cursor *string         `json:"cursor"`
 		}
 		if err := dec.Decode(&ok); err != nil {
 			return a, fmt.Errorf("decode 200 body %s: %w", body, err)
@@ -104,7 +104,7 @@ func fetch(ctx context.Context, c *http.Client, u string) (answer, error) {
 		if ok.Events == nil || ok.Cursor == nil {
 			return a, fmt.Errorf("200 body %s: want both \"events\" (a list, never null) and \"cursor\"", body)
 		}
-		c, err := store.ParseCursor(*ok.Cursor)
+		c, err := herald.ParseCursor(*ok.Cursor)
 		if err != nil || c.Epoch == "" {
 			return a, fmt.Errorf("200 body %s: cursor %q is not \"<epoch>.<seq>\"", body, *ok.Cursor)
 		}
@@ -132,7 +132,7 @@ func fetch(ctx context.Context, c *http.Client, u string) (answer, error) {
 	}
 	a.Code, a.Message = e.Error.Code, e.Error.Message
 	if e.Cursor != nil {
-		c, err := store.ParseCursor(*e.Cursor)
+		c, err := herald.ParseCursor(*e.Cursor)
 		if err != nil || c.Epoch == "" {
 			return a, fmt.Errorf("%d body %s: cursor %q is not \"<epoch>.<seq>\"", a.Status, body, *e.Cursor)
 		}

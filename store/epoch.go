@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-dev/herald"
 )
 
 // identity is what a history was minted under: the cluster's system
@@ -119,7 +121,7 @@ func (s *Sequencer) checkEpoch(ctx context.Context, conn *pgx.Conn, t *tick) err
 		return fmt.Errorf("store epoch: %w", err)
 	}
 	if changed {
-		if _, err := conn.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, Cursor{Epoch: epoch, Seq: t.lastSeq}.String()); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, herald.Cursor{Epoch: epoch, Seq: t.lastSeq}.String()); err != nil {
 			return fmt.Errorf("notify new epoch: %w", err)
 		}
 	}

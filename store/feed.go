@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 )
 
-// FeedOptions tunes the feed; zero values take the defaults.
+// FeedOptions tunes the feed; zero values take the defaults. RingSize,
+// MaxPending, StallTimeout, OnEvict, OnDispatch and OnReplay are the hub's
+// (hub.Options); Poll, Fetch and OnReconnect the LISTEN loop's.
 type FeedOptions struct {
 	// RingSize is how many recent events (all channels) are kept in memory
 	// for replays (default 16384).
@@ -28,49 +32,45 @@ type FeedOptions struct {
 	Poll time.Duration
 	// Fetch is how many rows one read of the log takes (default 1000).
 	Fetch int
-	// Hooks for metrics; each may be nil.
+	// Hooks for metrics; each may be nil. None runs under a lock.
 	OnReconnect func()
 	OnEvict     func()
-	OnDispatch  func(events []*Event, deliveries int)
+	OnDispatch  func(events []*herald.Event, deliveries int)
 	// OnReplay reports a backlog read for a subscriber: from the ring
 	// (fromRing) or the database, and how many events it yielded.
 	OnReplay func(fromRing bool, events int)
 }
 
+// hubOptions is the in-memory part of o.
+func (o FeedOptions) hubOptions() hub.Options {
+	return hub.Options{
+		RingSize:     o.RingSize,
+		MaxPending:   o.MaxPending,
+		StallTimeout: o.StallTimeout,
+		OnEvict:      o.OnEvict,
+		OnDispatch:   o.OnDispatch,
+		OnReplay:     o.OnReplay,
+	}
+}
+
 // Feed is one process's view of the event log: one dedicated LISTEN
-// connection, one query per wake-up whatever the number of subscribers, and
-// in-memory fan-out.
+// connection and one query per wake-up whatever the number of subscribers,
+// feeding the in-memory hub that fans events out. The Feed is the
+// Postgres side (connect, LISTEN, read, reconnect); the hub holds the
+// subscriptions, the ring and the dispatch.
 type Feed struct {
 	db   *DB
 	opts FeedOptions
+	hub  *hub.Hub
 
-	mu      sync.RWMutex
-	ring    *ring
-	subs    map[string]map[*Subscription]struct{}
-	stopped bool
-	epoch   string        // the history head belongs to; changes only under mu
-	forked  chan struct{} // closed (and replaced) when epoch changes
-
-	head      atomic.Int64 // every event <= head has been pushed to subscribers
-	floor     atomic.Int64 // lowest retained seq, as of the last read
-	connected atomic.Bool
-	ready     chan struct{} // closed once head is known
-	readyOnce sync.Once
-
+	connected   atomic.Bool
 	revocations *Revocations // kept current on the LISTEN connection
 }
 
+var _ herald.Subscriber = (*Feed)(nil)
+
 // NewFeed returns a feed on db; call Run to start it.
 func (db *DB) NewFeed(opts FeedOptions) *Feed {
-	if opts.RingSize <= 0 {
-		opts.RingSize = 16384
-	}
-	if opts.MaxPending <= 0 {
-		opts.MaxPending = 4096
-	}
-	if opts.StallTimeout <= 0 {
-		opts.StallTimeout = 2 * time.Second
-	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
 	}
@@ -78,13 +78,9 @@ func (db *DB) NewFeed(opts FeedOptions) *Feed {
 		opts.Fetch = 1000
 	}
 	return &Feed{
-		db:     db,
-		opts:   opts,
-		ring:   newRing(opts.RingSize),
-		subs:   make(map[string]map[*Subscription]struct{}),
-		ready:  make(chan struct{}),
-		forked: make(chan struct{}),
-
+		db:          db,
+		opts:        opts,
+		hub:         hub.New(db, opts.hubOptions()),
 		revocations: newRevocations(),
 	}
 }
@@ -94,32 +90,35 @@ func (db *DB) NewFeed(opts FeedOptions) *Feed {
 func (f *Feed) Revocations() *Revocations { return f.revocations }
 
 // Head is the highest seq this feed has delivered to subscribers.
-func (f *Feed) Head() int64 { return f.head.Load() }
+func (f *Feed) Head() int64 { return f.hub.Head() }
 
 // Position is the feed's head with its epoch, read together.
-func (f *Feed) Position() Cursor {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return Cursor{Epoch: f.epoch, Seq: f.head.Load()}
-}
+func (f *Feed) Position() herald.Cursor { return f.hub.Position() }
 
 // Epoch is the history this feed is serving.
-func (f *Feed) Epoch() string {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.epoch
-}
+func (f *Feed) Epoch() string { return f.hub.Epoch() }
 
 // Connected reports whether the LISTEN connection is up and caught up.
 func (f *Feed) Connected() bool { return f.connected.Load() }
 
 // Ready is closed once the feed knows the head (first successful connect).
-func (f *Feed) Ready() <-chan struct{} { return f.ready }
+func (f *Feed) Ready() <-chan struct{} { return f.hub.Ready() }
+
+// SubscribeAt subscribes through the hub (hub.Hub.SubscribeAt): channels
+// must be validated and deduplicated by the caller.
+func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
+	return f.hub.SubscribeAt(ctx, channels, cursor, hasCursor)
+}
+
+// Subscribe is SubscribeAt with a bare seq: taken as the current epoch.
+func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (herald.Subscription, error) {
+	return f.hub.SubscribeAt(ctx, channels, herald.Cursor{Seq: cursor}, hasCursor)
+}
 
 // Run keeps the feed connected until ctx ends, then closes every
-// subscription with ErrFeedStopped.
+// subscription with herald.ErrStopped.
 func (f *Feed) Run(ctx context.Context) error {
-	defer f.stop()
+	defer f.hub.Stop()
 	bo := newBackoff(50*time.Millisecond, 5*time.Second)
 	for {
 		err := f.session(ctx, bo)
@@ -157,18 +156,14 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 		return err
 	}
 	select {
-	case <-f.ready:
+	case <-f.hub.Ready():
 	default:
 		var head int64
 		var epoch string
 		if err := conn.QueryRow(ctx, `SELECT epoch, last_seq FROM herald.sequencer_state`).Scan(&epoch, &head); err != nil {
 			return fmt.Errorf("read head: %w", err)
 		}
-		f.mu.Lock()
-		f.epoch = epoch
-		f.head.Store(head)
-		f.mu.Unlock()
-		f.readyOnce.Do(func() { close(f.ready) })
+		f.hub.Start(epoch, head)
 	}
 	if err := f.catchUp(ctx, conn); err != nil {
 		return err
@@ -191,7 +186,7 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			continue
 		case n != nil:
 			// The payload is the new head; skip the read if we have it.
-			if c, perr := ParseCursor(n.Payload); perr == nil && c.Seq <= f.head.Load() && c.Epoch == f.Epoch() {
+			if c, perr := herald.ParseCursor(n.Payload); perr == nil && c.Seq <= f.hub.Head() && c.Epoch == f.hub.Epoch() {
 				continue
 			}
 		}
@@ -206,13 +201,15 @@ func pgTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// catchUp reads everything after the head and dispatches it.
+// catchUp reads everything after the hub's head and dispatches it to the
+// hub, or moves the hub to a new history when the epoch changed or the
+// head went back.
 func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		head := f.head.Load()
-		cur := f.Epoch() // only this goroutine changes it
+		head := f.hub.Head()
+		cur := f.hub.Epoch() // only this goroutine changes it
 		f.db.logReads.Add(1)
-		events := make([]*Event, 0, 16)
+		events := make([]*herald.Event, 0, 16)
 		// The floor comes along so ring replays respect retention; the
 		// epoch and the head so a fork of history is seen in the same read.
 		rows, err := conn.Query(ctx, `
@@ -247,11 +244,11 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 				forkNow = true
 				continue
 			}
-			f.floor.Store(floor)
+			f.hub.SetFloor(floor)
 			if seq == nil {
 				continue
 			}
-			e := &Event{Epoch: epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			e := &herald.Event{Epoch: epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			e.JSON() // encode once, before any subscriber sees it
 			events = append(events, e)
 		}
@@ -259,13 +256,16 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("read log after %d: %w", head, err)
 		}
 		if forkNow {
-			f.fork(epoch, dbHead, head)
+			old := f.hub.Fork(epoch, dbHead)
+			f.db.log.Warn("feed: history forked; ending subscriptions", "epoch", old.Epoch, "head", old.Seq, "new_epoch", epoch, "new_head", dbHead)
 			continue
 		}
 		if len(events) == 0 {
 			return nil
 		}
-		f.dispatch(events)
+		if f.hub.Dispatch(events) {
+			f.db.log.Warn("feed: gap in the log; evicting subscribers", "head", head, "next", events[0].Seq)
+		}
 		if len(events) < f.opts.Fetch {
 			return nil
 		}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/embedpg"
+	"github.com/herald-dev/herald/hub"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -135,7 +137,7 @@ func openPool(t *testing.T, url string) *pgxpool.Pool {
 
 // publish commits n notices {"i":from..from+n-1} on channel, one
 // transaction each, and waits until the sequencer has numbered them.
-func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) store.State {
+func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) hub.State {
 	t.Helper()
 	ctx := context.Background()
 	for i := from; i < from+n; i++ {
@@ -148,11 +150,11 @@ func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) stor
 
 // waitHeadAtLeast waits until the inbox is empty of unsequenced rows and
 // the head is at least min, and returns the state.
-func waitHeadAtLeast(t *testing.T, pool *pgxpool.Pool, min int64) store.State {
+func waitHeadAtLeast(t *testing.T, pool *pgxpool.Pool, min int64) hub.State {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var st store.State
+		var st hub.State
 		var logged int64
 		var pending bool
 		// One statement, one snapshot: everything inserted so far has a
@@ -186,7 +188,7 @@ func startNodeOn(t *testing.T, url string) *node {
 // history before anything else (without epochs it was handed seqs 104-123,
 // the last 20 new notices, and never heard of the first 50), and then every
 // notice committed after the reset.
-func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Cursor, channel string) {
+func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held herald.Cursor, channel string) {
 	t.Helper()
 	ctx := context.Background()
 	head := int64(forkAt + newOnFork)
@@ -196,9 +198,9 @@ func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Curso
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	var reset store.Batch
+	var reset herald.Batch
 	deadline := time.Now().Add(30 * time.Second)
-	for !reset.Reset {
+	for reset.Reset == nil {
 		b, err := sub.Take(ctx, 1000)
 		if err != nil {
 			t.Fatalf("resuming at %s: %v", held, err)
@@ -213,14 +215,14 @@ func resumeAfterFork(t *testing.T, n *node, pool *pgxpool.Pool, held store.Curso
 			t.Fatalf("resuming at %s: no reset within 30 s", held)
 		}
 		reset = b
-		if !b.Reset {
+		if b.Reset == nil {
 			select {
 			case <-sub.Ready():
 			case <-time.After(time.Second):
 			}
 		}
 	}
-	if sub.Epoch() == held.Epoch || reset.Cursor != head {
+	if sub.Epoch() == held.Epoch || reset.Cursor != head || reset.Reset.Head != (herald.Cursor{Epoch: sub.Epoch(), Seq: head}) {
 		t.Fatalf("reset to %s.%d, want the head %d of a new epoch (not %q)", sub.Epoch(), reset.Cursor, head, held.Epoch)
 	}
 	// From the reset on, nothing is skipped.
@@ -247,7 +249,7 @@ func waitFeed(t *testing.T, n *node, head int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := n.db.State(context.Background())
-		if err == nil && n.feed.Position() == (store.Cursor{Epoch: st.Epoch, Seq: head}) {
+		if err == nil && n.feed.Position() == (herald.Cursor{Epoch: st.Epoch, Seq: head}) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -260,7 +262,7 @@ func waitFeed(t *testing.T, n *node, head int64) {
 // before is the history the client saw: the database at forkAt (where the
 // copy, dump or replica stops), then more notices up to clientAt. It
 // returns the client's cursor.
-func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) store.Cursor {
+func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) herald.Cursor {
 	t.Helper()
 	if st := publish(t, pool, channel, 1, forkAt); st.Head != forkAt {
 		t.Fatalf("head %d, want %d", st.Head, forkAt)
@@ -270,7 +272,7 @@ func before(t *testing.T, pool *pgxpool.Pool, channel string, atFork func()) sto
 	if st.Head != clientAt {
 		t.Fatalf("head %d, want %d", st.Head, clientAt)
 	}
-	return store.Cursor{Epoch: st.Epoch, Seq: clientAt}
+	return herald.Cursor{Epoch: st.Epoch, Seq: clientAt}
 }
 
 // TestForkDumpRestore: pg_dump at 53, on to 103, then the database is
@@ -471,7 +473,7 @@ func TestForkStateWentBack(t *testing.T) {
 	select {
 	case <-live.Done():
 		t.Logf("the live subscription ended %v after the connections were cut", time.Since(cut).Round(time.Millisecond))
-		if err := live.Err(); !errors.Is(err, store.ErrEpochChanged) {
+		if err := live.Err(); !errors.Is(err, herald.ErrEpochChanged) {
 			t.Fatalf("live subscription ended with %v, want ErrEpochChanged", err)
 		}
 	case <-time.After(30 * time.Second):

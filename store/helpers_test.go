@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
@@ -64,9 +65,9 @@ func startNode(t *testing.T, url string, fo store.FeedOptions) *node {
 }
 
 // collect takes events from sub until want events arrived or the deadline.
-func collect(t *testing.T, sub *store.Subscription, want int, timeout time.Duration) []*store.Event {
+func collect(t *testing.T, sub herald.Subscription, want int, timeout time.Duration) []*herald.Event {
 	t.Helper()
-	var got []*store.Event
+	var got []*herald.Event
 	deadline := time.After(timeout)
 	ctx := context.Background()
 	for len(got) < want {

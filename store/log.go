@@ -2,39 +2,19 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/hub"
 )
-
-// NewEvent is a notice to append to the inbox.
-type NewEvent struct {
-	Channel string          `json:"channel"`
-	Type    string          `json:"type"`
-	Data    json.RawMessage `json:"data"`
-}
-
-// Validate checks e against the contract, filling in the default type.
-func (e *NewEvent) Validate() error {
-	if e.Type == "" {
-		e.Type = DefaultType
-	}
-	if err := ValidateChannel(e.Channel); err != nil {
-		return err
-	}
-	if err := ValidateType(e.Type); err != nil {
-		return err
-	}
-	return ValidateData(e.Data)
-}
 
 // Append writes events to the inbox in one transaction and returns their
 // inbox ids. Their seqs follow once the sequencer has run (its trigger
 // wakes it at the commit).
-func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
+func (db *DB) Append(ctx context.Context, events ...herald.NewEvent) ([]int64, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -42,15 +22,11 @@ func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 	types := make([]string, len(events))
 	datas := make([]string, len(events))
 	for i := range events {
-		e := events[i]
+		e := events[i] // a copy: Validate fills in the defaults
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		channels[i], types[i] = e.Channel, e.Type
-		datas[i] = "{}"
-		if len(e.Data) > 0 {
-			datas[i] = string(e.Data)
-		}
+		channels[i], types[i], datas[i] = e.Channel, e.Type, string(e.Data)
 	}
 	// WITH ORDINALITY keeps the returned ids in the order given.
 	rows, err := db.pool.Query(ctx, `
@@ -68,24 +44,15 @@ func (db *DB) Append(ctx context.Context, events ...NewEvent) ([]int64, error) {
 	return ids, nil
 }
 
-// Page is a consistent read of the log: the events and, from the same
-// snapshot, the retained floor and the head.
-type Page struct {
-	Events []*Event
-	Epoch  string // the history Floor, Head and the events belong to
-	Floor  int64  // lowest retained seq
-	Head   int64  // highest sequenced seq
-}
-
-// ErrTooOld means the events after a cursor are partly gone (retention
-// dropped them): the client must reset.
-var ErrTooOld = errors.New("cursor is older than the retained history")
+// DB is the hub's Log: the replays its ring cannot serve.
+var _ hub.Log = (*DB)(nil)
 
 // After returns up to limit events on channels with cursor < seq <= upto, in
-// seq order (upto <= 0 means no upper bound). It fails with ErrTooOld when
-// events right after cursor are no longer retained, checked in the same
+// seq order (upto <= 0 means no upper bound). It fails with a
+// *herald.ResetError (Head: the log's head) when events right after cursor
+// are no longer retained, checked in the same
 // statement as the read so retention cannot slip in between.
-func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (Page, error) {
+func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto int64, limit int) (hub.Page, error) {
 	db.logReads.Add(1)
 	if upto <= 0 {
 		upto = 1<<63 - 1
@@ -106,10 +73,10 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 		) e ON true
 		ORDER BY e.seq`, cursor, channels, upto, limit)
 	if err != nil {
-		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+		return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 	}
 	defer rows.Close()
-	var p Page
+	var p hub.Page
 	for rows.Next() {
 		var (
 			seq          *int64
@@ -118,36 +85,29 @@ func (db *DB) After(ctx context.Context, cursor int64, channels []string, upto i
 			at           *time.Time
 		)
 		if err := rows.Scan(&p.Epoch, &p.Floor, &p.Head, &seq, &channel, &typ, &data, &at); err != nil {
-			return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+			return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 		}
 		if seq != nil {
-			ev := &Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
+			ev := &herald.Event{Epoch: p.Epoch, Seq: *seq, Channel: *channel, Type: *typ, Data: data, At: *at}
 			ev.JSON()
 			p.Events = append(p.Events, ev)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
+		return hub.Page{}, fmt.Errorf("read log after %d: %w", cursor, err)
 	}
 	if cursor+1 < p.Floor {
-		return p, ErrTooOld
+		return p, &herald.ResetError{Head: herald.Cursor{Epoch: p.Epoch, Seq: p.Head}}
 	}
 	return p, nil
 }
 
-// State is the sequencer's published position.
-type State struct {
-	Epoch string // the current epoch
-	Head  int64  // highest sequenced seq
-	Floor int64  // lowest retained seq
-}
-
 // State reads the epoch, head and floor.
-func (db *DB) State(ctx context.Context) (State, error) {
-	var s State
+func (db *DB) State(ctx context.Context) (hub.State, error) {
+	var s hub.State
 	err := db.pool.QueryRow(ctx, `SELECT epoch, last_seq, floor_seq FROM herald.sequencer_state`).Scan(&s.Epoch, &s.Head, &s.Floor)
 	if err != nil {
-		return State{}, fmt.Errorf("read sequencer state: %w", err)
+		return hub.State{}, fmt.Errorf("read sequencer state: %w", err)
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -51,7 +52,7 @@ func TestBurstLargerThanBufferIsCaughtUp(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond) // pacing the writer, not waiting for readiness
 		}
-		if !errors.Is(stalled.Err(), store.ErrSlow) {
+		if !errors.Is(stalled.Err(), herald.ErrSlow) {
 			t.Fatalf("stalled subscriber ended with %v, want ErrSlow", stalled.Err())
 		}
 		if reader.Err() != nil {

@@ -2,12 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
@@ -114,11 +116,11 @@ func TestRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Reset != tc.reset {
+		if (b.Reset != nil) != tc.reset {
 			t.Fatalf("cursor %d: reset %v, want %v", tc.cursor, b.Reset, tc.reset)
 		}
 		if tc.reset {
-			if b.Cursor != 100 {
+			if b.Cursor != 100 || b.Reset.Head.Seq != 100 {
 				t.Fatalf("cursor %d: reset to %d, want the head 100", tc.cursor, b.Cursor)
 			}
 			continue
@@ -128,8 +130,9 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	// The database path decides the same (After is what a fresh replica uses).
-	if _, err := db.After(ctx, 74, []string{"a"}, 0, 10); err != store.ErrTooOld {
-		t.Fatalf("After(74): %v, want ErrTooOld", err)
+	var reset *herald.ResetError
+	if _, err := db.After(ctx, 74, []string{"a"}, 0, 10); !errors.As(err, &reset) || reset.Head.Seq != 100 {
+		t.Fatalf("After(74): %v, want a reset to the head 100", err)
 	}
 	if p, err := db.After(ctx, 75, []string{"a"}, 0, 10); err != nil || len(p.Events) != 10 || p.Events[0].Seq != 76 {
 		t.Fatalf("After(75): %v %d events", err, len(p.Events))
@@ -146,5 +149,5 @@ func floorKnown(t *testing.T, feed *store.Feed) bool {
 	}
 	defer sub.Close()
 	b, err := sub.Take(context.Background(), 1)
-	return err == nil && b.Reset
+	return err == nil && b.Reset != nil
 }

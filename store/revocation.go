@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/herald-dev/herald"
 )
 
 // revocationsChannel is the NOTIFY channel a new revocation is announced
@@ -36,13 +38,13 @@ const MaxRevocationID = 256
 // ttl and announces it to every replica; it also deletes expired ones.
 func (db *DB) Revoke(ctx context.Context, jti, subject string, ttl time.Duration) (Revocation, error) {
 	if err := ValidateRevocationID(jti + subject); err != nil {
-		return Revocation{}, &InvalidError{Field: "body", Reason: "jti or sub " + err.Error()}
+		return Revocation{}, &herald.InvalidError{Field: "body", Reason: "jti or sub " + err.Error()}
 	}
 	switch {
 	case (jti == "") == (subject == ""):
-		return Revocation{}, &InvalidError{Field: "body", Reason: "name exactly one of jti and sub"}
+		return Revocation{}, &herald.InvalidError{Field: "body", Reason: "name exactly one of jti and sub"}
 	case ttl <= 0:
-		return Revocation{}, &InvalidError{Field: "ttl", Reason: "ttl must be positive"}
+		return Revocation{}, &herald.InvalidError{Field: "ttl", Reason: "ttl must be positive"}
 	}
 	var r Revocation
 	var jtiOut, subOut *string

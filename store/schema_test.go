@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/migrations"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
@@ -44,7 +45,7 @@ func TestBadRowsRejectedByDatabase(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("publish(): got %v, want error containing %q", err, tt.wantMsg)
 			}
-			ne := store.NewEvent{Channel: tt.channel, Type: tt.typ, Data: []byte(tt.data)}
+			ne := herald.NewEvent{Channel: tt.channel, Type: tt.typ, Data: []byte(tt.data)}
 			if tt.typ == "" {
 				return // Append fills in the default type
 			}

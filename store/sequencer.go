@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/herald-dev/herald"
 )
 
 // leaderLockKey is the pg_try_advisory_lock key the sequencer leader holds
@@ -58,7 +60,7 @@ type Sequencer struct {
 	// seen is the highest head this process has seen the log at, with its
 	// epoch: a later session that finds a lower head in the same epoch
 	// knows the state went backwards (checkEpoch).
-	seen atomic.Pointer[Cursor]
+	seen atomic.Pointer[herald.Cursor]
 }
 
 // Err is why sequencing last failed (the database refused a write, went
@@ -298,7 +300,7 @@ func (s *Sequencer) try(ctx context.Context, conn *pgx.Conn, t *tick) (n int, he
 	// One NOTIFY per batch, sent at commit by this one connection: app
 	// transactions never take the notify queue lock. The payload is the
 	// new head as a cursor, "<epoch>.<seq>".
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, Cursor{Epoch: t.epoch, Seq: head}.String()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('herald_log', $1)`, herald.Cursor{Epoch: t.epoch, Seq: head}.String()); err != nil {
 		return 0, 0, fmt.Errorf("notify: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -312,7 +314,7 @@ func (s *Sequencer) try(ctx context.Context, conn *pgx.Conn, t *tick) (n int, he
 // see records t's head as seen (see Sequencer.seen).
 func (s *Sequencer) see(t tick) {
 	if p := s.seen.Load(); p == nil || p.Epoch != t.epoch || p.Seq < t.lastSeq {
-		s.seen.Store(&Cursor{Epoch: t.epoch, Seq: t.lastSeq})
+		s.seen.Store(&herald.Cursor{Epoch: t.epoch, Seq: t.lastSeq})
 	}
 }
 

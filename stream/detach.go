@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // detach takes an HTTP/1.x connection over from net/http once the request
@@ -75,7 +75,7 @@ func (d *detached) leave() {
 
 // startDetached runs the stream on two goroutines of its own: the writer
 // (run, then close the connection) and watch. done runs when both are over.
-func (h *Handler) startDetached(d *detached, sub *store.Subscription, req Request, done func()) {
+func (h *Handler) startDetached(d *detached, sub herald.Subscription, req Request, done func()) {
 	h.detached.add()
 	d.end = func() {
 		done()

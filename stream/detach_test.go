@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/stream"
 )
 
@@ -197,7 +197,7 @@ func TestStreamPanicDropsOnlyItsStream(t *testing.T) {
 	h := &stream.Handler{
 		Feed: env.Feed,
 		Log:  slog.New(slog.NewTextHandler(&logs, nil)),
-		Hooks: stream.Hooks{Delivered: func(_ int, evs []*store.Event) {
+		Hooks: stream.Hooks{Delivered: func(_ int, evs []*herald.Event) {
 			if evs[0].Channel == "boom" {
 				panic("test: boom")
 			}

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-dev/herald/api/apitest"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/store/pgtest"
-	"github.com/herald-dev/herald/stream"
 )
 
 // TestLongTransactionsAndBigBatches: a transaction held open for seconds
@@ -23,7 +23,7 @@ func TestLongTransactionsAndBigBatches(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
 	env.Insert(t, "other", "message", `{}`) // seq 1: the client's cursor
 	env.WaitHead(t, 1, wait)
-	c := subscribeGo(t, env.URL, []string{"a", "b"}, 1, stream.ClientOptions{})
+	c := subscribeGo(t, env.URL, []string{"a", "b"}, 1, client.Options{})
 	ctx := context.Background()
 	want := map[string]bool{}
 
@@ -79,7 +79,7 @@ func TestLongTransactionsAndBigBatches(t *testing.T) {
 	c.checkNoneDropped(t) // nothing replayed that the client hid
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := c.states[stream.StateDisconnected]; n != 0 {
+	if n := c.states[client.StateDisconnected]; n != 0 {
 		t.Fatalf("the client was disconnected %d times (the batch must not evict it)", n)
 	}
 }

@@ -8,16 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 )
 
-// goClient is one stream.Subscribe running in the background, recording
+// goClient is one client.Subscribe running in the background, recording
 // everything its handler is given.
 type goClient struct {
 	mu     sync.Mutex
-	msgs   []stream.Message
-	events []*store.Event
+	msgs   []client.Message
+	events []*herald.Event
 	states map[string]int
 	errs   []error // Err of every disconnected state
 	change chan struct{}
@@ -31,9 +31,9 @@ type goClient struct {
 	cancel context.CancelFunc
 }
 
-// subscribeGo starts stream.Subscribe on herald at base and stops it when
+// subscribeGo starts client.Subscribe on herald at base and stops it when
 // the test ends.
-func subscribeGo(t testing.TB, base string, channels []string, from int64, opts stream.ClientOptions) *goClient {
+func subscribeGo(t testing.TB, base string, channels []string, from int64, opts client.Options) *goClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &goClient{states: map[string]int{}, change: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
@@ -42,7 +42,7 @@ func subscribeGo(t testing.TB, base string, channels []string, from int64, opts 
 	}
 	go func() {
 		defer close(c.done)
-		c.err = stream.Subscribe(ctx, base, channels, store.Cursor{Seq: from}, c.handle, opts)
+		c.err = client.Subscribe(ctx, base, channels, herald.Cursor{Seq: from}, c.handle, opts)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -67,7 +67,7 @@ func (c *goClient) checkNoneDropped(t testing.TB) {
 	}
 }
 
-func (c *goClient) handle(m stream.Message) error {
+func (c *goClient) handle(m client.Message) error {
 	c.mu.Lock()
 	c.msgs = append(c.msgs, m)
 	switch {
@@ -75,7 +75,7 @@ func (c *goClient) handle(m stream.Message) error {
 		c.events = append(c.events, m.Event)
 	case m.State != nil:
 		c.states[m.State.State]++
-		if m.State.State == stream.StateDisconnected && m.State.Err != nil {
+		if m.State.State == client.StateDisconnected && m.State.Err != nil {
 			c.errs = append(c.errs, m.State.Err)
 		}
 	}
@@ -111,13 +111,13 @@ func (c *goClient) waitFor(t testing.TB, within time.Duration, what string, cond
 }
 
 // tryWaitEvents waits up to within for n events and returns what arrived.
-func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*store.Event, bool) {
+func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*herald.Event, bool) {
 	timer := time.NewTimer(within)
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
 		got := len(c.events) >= n
-		events := append([]*store.Event(nil), c.events...)
+		events := append([]*herald.Event(nil), c.events...)
 		c.mu.Unlock()
 		if got {
 			return events, true
@@ -132,12 +132,12 @@ func (c *goClient) tryWaitEvents(n int, within time.Duration) ([]*store.Event, b
 	}
 }
 
-func (c *goClient) waitEvents(t testing.TB, n int, within time.Duration) []*store.Event {
+func (c *goClient) waitEvents(t testing.TB, n int, within time.Duration) []*herald.Event {
 	t.Helper()
 	c.waitFor(t, within, "events", func(c *goClient) bool { return len(c.events) >= n })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]*store.Event(nil), c.events...)
+	return append([]*herald.Event(nil), c.events...)
 }
 
 func (c *goClient) state(s string) int {
@@ -146,10 +146,10 @@ func (c *goClient) state(s string) int {
 	return c.states[s]
 }
 
-func (c *goClient) messages() []stream.Message {
+func (c *goClient) messages() []client.Message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]stream.Message(nil), c.msgs...)
+	return append([]client.Message(nil), c.msgs...)
 }
 
 // compactKeys returns want with each JSON key in its wire form: the SSE data

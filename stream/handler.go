@@ -1,4 +1,6 @@
-// Package stream is herald's server-sent-events endpoint and its Go client.
+// Package stream is herald's server-sent-events endpoint. It serves the
+// Subscribe contract (herald.Subscriber) as SSE frames; the Go client that
+// reads them is package client.
 //
 // The handler is herald's own rather than r3labs/sse/v2's server, which
 // cannot replay from an external store to one subscriber, rewrites ids, and
@@ -14,22 +16,19 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
-// Feed is what the handler needs from the store.
-type Feed interface {
-	SubscribeAt(ctx context.Context, channels []string, cursor store.Cursor, hasCursor bool) (*store.Subscription, error)
-}
-
-var _ Feed = (*store.Feed)(nil)
+// Feed is what the handler needs: the Subscribe contract, whose
+// guarantees (no gap, no duplicate, commit order, reset) are the stream's.
+type Feed = herald.Subscriber
 
 // Request is a validated, authorised subscription request.
 type Request struct {
 	Channels []string
 	// Cursor is where the client is; an empty Epoch (a bare decimal from
 	// an older client) means the current epoch.
-	Cursor    store.Cursor
+	Cursor    herald.Cursor
 	HasCursor bool
 	// Expires, if set, is when the client's token expires: the stream ends
 	// then and the client renews and resumes by cursor.
@@ -44,14 +43,14 @@ type Request struct {
 	// Recheck, if set, is asked every RecheckEvery whether the grant still
 	// holds; a non-nil answer ends the stream with that revoked frame. It
 	// runs beside the stream, so a slow answer delays no delivery.
-	Recheck      func(ctx context.Context) *Revocation
+	Recheck      func(ctx context.Context) *herald.Revocation
 	RecheckEvery time.Duration
 }
 
 // Hooks observe the handler for metrics; each may be nil.
 type Hooks struct {
 	Open      func() (close func())
-	Delivered func(n int, events []*store.Event)
+	Delivered func(n int, events []*herald.Event)
 	Reset     func()
 	Evicted   func()
 }
@@ -120,7 +119,7 @@ func (h *Handler) newWriter(out sink, req Request) *sseWriter {
 }
 
 // run streams sub through sw until the stream ends, then closes sub.
-func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWriter, req Request) {
+func (h *Handler) run(ctx context.Context, sub herald.Subscription, sw *sseWriter, req Request) {
 	defer sub.Close()
 	if h.Hooks.Open != nil {
 		defer h.Hooks.Open()()
@@ -142,7 +141,7 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 	// dead after its handler; a detached connection is being closed).
 	defer sw.finish()
 	sub.OnEnd(func() {
-		if errors.Is(sub.Err(), store.ErrSlow) {
+		if errors.Is(sub.Err(), herald.ErrSlow) {
 			sw.abort()
 		}
 	})
@@ -224,14 +223,14 @@ func (h *Handler) run(ctx context.Context, sub *store.Subscription, sw *sseWrite
 }
 
 // drain writes everything Take has, then flushes once.
-func (h *Handler) drain(ctx context.Context, sub *store.Subscription, sw *sseWriter) error {
+func (h *Handler) drain(ctx context.Context, sub herald.Subscription, sw *sseWriter) error {
 	for {
 		b, err := sub.Take(ctx, takeBatch)
-		if b.Reset {
+		if b.Reset != nil {
 			if h.Hooks.Reset != nil {
 				h.Hooks.Reset()
 			}
-			sw.reset(b.Cursor)
+			sw.reset(b.Reset.Head)
 		}
 		for _, ev := range b.Events {
 			sw.event(ev)
@@ -249,7 +248,7 @@ func (h *Handler) drain(ctx context.Context, sub *store.Subscription, sw *sseWri
 		if ferr := sw.flush(); ferr != nil {
 			return ferr
 		}
-		if len(b.Events) == 0 && !b.Reset {
+		if len(b.Events) == 0 && b.Reset == nil {
 			return nil
 		}
 	}
@@ -261,13 +260,13 @@ func (h *Handler) recoverPanic() {
 	}
 }
 
-func (h *Handler) ended(sub *store.Subscription, err error) {
+func (h *Handler) ended(sub herald.Subscription, err error) {
 	// An evicted stream's last write usually fails on the cut rather than
 	// returning ErrSlow: the subscription says why it ended.
-	if (errors.Is(err, store.ErrSlow) || errors.Is(sub.Err(), store.ErrSlow)) && h.Hooks.Evicted != nil {
+	if (errors.Is(err, herald.ErrSlow) || errors.Is(sub.Err(), herald.ErrSlow)) && h.Hooks.Evicted != nil {
 		h.Hooks.Evicted()
 	}
-	if h.Log != nil && !errors.Is(err, store.ErrClosed) {
+	if h.Log != nil && !errors.Is(err, herald.ErrClosed) {
 		h.Log.Debug("stream ended", "reason", err)
 	}
 }

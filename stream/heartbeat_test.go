@@ -14,7 +14,7 @@ import (
 
 	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald/client"
 )
 
 // A quiet stream gets ": ping" comments; once other channels move the log
@@ -22,8 +22,8 @@ import (
 // reconnect resumes from there.
 func TestStreamHeartbeatCarriesHead(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{API: api.Config{Heartbeat: 50 * time.Millisecond}})
-	client := newRawClient(t)
-	s := openStream(t, client, env.URL, streamPath([]string{"quiet"}, ""), nil)
+	raw := newRawClient(t)
+	s := openStream(t, raw, env.URL, streamPath([]string{"quiet"}, ""), nil)
 
 	// Nothing has moved: a bare ping.
 	if f := s.next(t); f.raw != ": ping\n" {
@@ -49,7 +49,7 @@ func TestStreamHeartbeatCarriesHead(t *testing.T) {
 	s.close()
 
 	// Resuming from the heartbeat's id: no reset, the next event is new.
-	s = openStream(t, client, env.URL, streamPath([]string{"quiet"}, ""),
+	s = openStream(t, raw, env.URL, streamPath([]string{"quiet"}, ""),
 		http.Header{"Last-Event-Id": {strconv.FormatInt(head, 10)}})
 	next := insertN(t, env, "quiet", "thing", 0, 1)[0]
 	if f := s.nextData(t); f.id != strconv.FormatInt(next, 10) || f.event != "thing" {
@@ -82,16 +82,16 @@ func TestStreamGoClientResumesFromHeartbeatID(t *testing.T) {
 		mu.Unlock()
 		return tr.RoundTrip(r)
 	})
-	gc := subscribeGo(t, env.URL, []string{"quiet"}, 0, stream.ClientOptions{
+	gc := subscribeGo(t, env.URL, []string{"quiet"}, 0, client.Options{
 		HTTPClient: &http.Client{Transport: rt}, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 	})
-	gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[stream.StateConnected] > 0 })
+	gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[client.StateConnected] > 0 })
 
 	seqs := insertN(t, env, "noise", "thing", 0, 5)
 	head := seqs[len(seqs)-1]
 	pattern := fmt.Sprintf("\nid: %s.%d\n\n", env.Feed.Epoch(), head)
 	cutAfter.Store(&pattern)
-	gc.waitFor(t, wait, "reconnect", func(c *goClient) bool { return c.states[stream.StateConnected] > 1 })
+	gc.waitFor(t, wait, "reconnect", func(c *goClient) bool { return c.states[client.StateConnected] > 1 })
 
 	next := insertN(t, env, "quiet", "thing", 0, 1)[0]
 	events := gc.waitEvents(t, 1, wait)

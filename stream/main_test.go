@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -73,7 +73,7 @@ func parseFrames(r io.Reader, out chan<- sseFrame) error {
 			// "<epoch>.<seq>" and epoch the rest. An id without an epoch
 			// (the old format) is kept marked so it matches no seq.
 			f.id, f.hasID = "no-epoch:"+value, true
-			if c, err := store.ParseCursor(value); err == nil && c.Epoch != "" {
+			if c, err := herald.ParseCursor(value); err == nil && c.Epoch != "" {
 				f.id, f.epoch = strconv.FormatInt(c.Seq, 10), c.Epoch
 			}
 		case "event":

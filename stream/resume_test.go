@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
 )
 
 // A client that was away while 1,000 events were written to its channels
@@ -42,11 +43,11 @@ func TestStreamResumeByCursor(t *testing.T) {
 	for _, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
 			env := apitest.Start(t, apitest.Options{Feed: src.feed})
-			client := newRawClient(t)
+			raw := newRawClient(t)
 			for _, form := range forms {
 				t.Run(form.name, func(t *testing.T) {
 					// Connected: learn a cursor, then go away.
-					s := openStream(t, client, env.URL, streamPath(channels, ""), nil)
+					s := openStream(t, raw, env.URL, streamPath(channels, ""), nil)
 					seq := insertN(t, env, "a", "thing", -1, 1)[0]
 					if f := s.nextData(t); f.id != strconv.FormatInt(seq, 10) {
 						t.Fatalf("first event id %s, want %d", f.id, seq)
@@ -77,11 +78,11 @@ func TestStreamResumeByCursor(t *testing.T) {
 					}
 					env.WaitHead(t, seq+1500, wait)
 
-					s = openStream(t, client, env.URL, streamPath(channels, form.query(seq)), form.header(seq))
+					s = openStream(t, raw, env.URL, streamPath(channels, form.query(seq)), form.header(seq))
 					last := seq
 					for i := range 1000 {
 						f := s.nextData(t)
-						var ev store.Event
+						var ev herald.Event
 						if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
 							t.Fatalf("event %d: %s: %v", i, f.data, err)
 						}
@@ -142,7 +143,7 @@ func TestStreamReset(t *testing.T) {
 	}
 	for _, node := range nodes {
 		t.Run(node.name, func(t *testing.T) {
-			client := newRawClient(t)
+			raw := newRawClient(t)
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					head := node.env.Feed.Head()
@@ -150,7 +151,7 @@ func TestStreamReset(t *testing.T) {
 					if cursor < 0 {
 						cursor = head
 					}
-					s := openStream(t, client, node.env.URL, streamPath([]string{"a"}, ""),
+					s := openStream(t, raw, node.env.URL, streamPath([]string{"a"}, ""),
 						http.Header{"Last-Event-Id": {strconv.FormatInt(cursor, 10)}})
 					if tc.reset {
 						f := s.nextData(t)
@@ -183,7 +184,7 @@ func TestStreamReset(t *testing.T) {
 
 	// The Go client surfaces the reset, then continues from its cursor.
 	head := fresh.Feed.Head()
-	gc := subscribeGo(t, fresh.URL, []string{"a"}, 3, stream.ClientOptions{})
+	gc := subscribeGo(t, fresh.URL, []string{"a"}, 3, client.Options{})
 	gc.waitFor(t, wait, "reset", func(c *goClient) bool {
 		for _, m := range c.msgs {
 			if m.Reset != nil {
@@ -194,7 +195,7 @@ func TestStreamReset(t *testing.T) {
 	})
 	insertN(t, env, "a", "live", 200, 1)
 	events := gc.waitEvents(t, 1, wait)
-	var data []stream.Message
+	var data []client.Message
 	for _, m := range gc.messages() {
 		if m.State == nil {
 			data = append(data, m)

@@ -13,8 +13,8 @@ import (
 
 	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/api/apitest"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/store/pgtest"
-	"github.com/herald-dev/herald/stream"
 )
 
 // cutConn is a client connection that fails after a byte budget: the cut
@@ -78,7 +78,7 @@ func TestStreamSoakExactlyOnceAcrossReconnects(t *testing.T) {
 	// from now after a cut before its first event.
 	from := insertN(t, env, "elsewhere", "seed", 0, 1)[0]
 	var dials atomic.Int64
-	gc := subscribeGo(t, env.URL, channels, from, stream.ClientOptions{
+	gc := subscribeGo(t, env.URL, channels, from, client.Options{
 		HTTPClient: cuttingClient(t, 256, 48<<10, &dials),
 		MinBackoff: time.Millisecond,
 		MaxBackoff: 20 * time.Millisecond,
@@ -121,14 +121,14 @@ func TestStreamSoakExactlyOnceAcrossReconnects(t *testing.T) {
 	// must be 0 too.
 	gc.checkNoneDropped(t)
 
-	reconnects := gc.state(stream.StateConnected) - 1
+	reconnects := gc.state(client.StateConnected) - 1
 	t.Logf("%d events from %d writers in %v (all received %v after start); %d connections, %d reconnects, %d disconnects",
 		len(want), writers, wrote.Round(time.Millisecond), time.Since(start).Round(time.Millisecond),
-		dials.Load(), reconnects, gc.state(stream.StateDisconnected))
+		dials.Load(), reconnects, gc.state(client.StateDisconnected))
 	if reconnects < minReconns {
 		t.Errorf("%d reconnects, want at least %d", reconnects, minReconns)
 	}
-	if gc.state(stream.StateFailed) > 0 {
+	if gc.state(client.StateFailed) > 0 {
 		t.Error("the client reported a permanent failure")
 	}
 }

@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api/apitest"
-	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald/client"
 )
 
 // A notice inserted with SQL reaches a raw HTTP client, framed exactly as
 // docs/PROTOCOL.md says, and the Go client, decoded to the same fields.
 func TestStreamWireFormat(t *testing.T) {
 	env := apitest.Start(t, apitest.Options{})
-	client := newRawClient(t)
+	raw := newRawClient(t)
 	channels := []string{"build-1", "build-2"}
 
 	type notice struct{ channel, typ, data, wireData string }
@@ -40,7 +40,7 @@ func TestStreamWireFormat(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openStream(t, client, env.URL, streamPath(channels, tc.query), nil)
+			s := openStream(t, raw, env.URL, streamPath(channels, tc.query), nil)
 			h := s.resp.Header
 			for k, want := range map[string]string{
 				"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
@@ -53,8 +53,8 @@ func TestStreamWireFormat(t *testing.T) {
 				t.Errorf("retry: %q is not a positive number of milliseconds", s.first.retry)
 			}
 			head := env.Feed.Head()
-			gc := subscribeGo(t, env.URL, channels, head, stream.ClientOptions{})
-			gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[stream.StateConnected] > 0 })
+			gc := subscribeGo(t, env.URL, channels, head, client.Options{})
+			gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[client.StateConnected] > 0 })
 
 			start := time.Now()
 			for _, n := range notices {
@@ -67,7 +67,7 @@ func TestStreamWireFormat(t *testing.T) {
 					env.Insert(t, n.channel, n.typ, n.data)
 				}
 			}
-			var want []*store.Event
+			var want []*herald.Event
 			for i, n := range notices {
 				seq := head + 1 + int64(i)
 				if n.wireData == "" {
@@ -77,7 +77,7 @@ func TestStreamWireFormat(t *testing.T) {
 				if typ == "" {
 					typ = "message"
 				}
-				want = append(want, &store.Event{Seq: seq, Channel: n.channel, Type: typ, Data: json.RawMessage(n.wireData)})
+				want = append(want, &herald.Event{Seq: seq, Channel: n.channel, Type: typ, Data: json.RawMessage(n.wireData)})
 
 				f := s.nextData(t)
 				prefix := fmt.Sprintf(`{"id":"%s.%d","channel":"%s","type":"%s","data":%s,"at":"`, env.Feed.Epoch(), seq, n.channel, typ, n.wireData)
@@ -118,8 +118,8 @@ func TestStreamWireFormat(t *testing.T) {
 						w.Seq, w.Channel, w.Type, w.Data)
 				}
 			}
-			if m := gc.messages(); m[0].State == nil || m[0].State.State != stream.StateConnecting ||
-				m[1].State == nil || m[1].State.State != stream.StateConnected {
+			if m := gc.messages(); m[0].State == nil || m[0].State.State != client.StateConnecting ||
+				m[1].State == nil || m[1].State.State != client.StateConnected {
 				t.Errorf("Go client did not start with connecting, connected")
 			}
 		})
@@ -136,8 +136,8 @@ func TestStreamManyChannels(t *testing.T) {
 		others = append(others, fmt.Sprintf("other-%d", i))
 	}
 	s := openStream(t, newRawClient(t), env.URL, streamPath(subscribed, ""), nil)
-	gc := subscribeGo(t, env.URL, subscribed, env.Feed.Head(), stream.ClientOptions{})
-	gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[stream.StateConnected] > 0 })
+	gc := subscribeGo(t, env.URL, subscribed, env.Feed.Head(), client.Options{})
+	gc.waitFor(t, wait, "connected", func(c *goClient) bool { return c.states[client.StateConnected] > 0 })
 
 	// 20 transactions of 100 rows, each row on a channel of either set.
 	const rounds, perRound = 20, 100
@@ -195,7 +195,7 @@ func TestStreamManyChannels(t *testing.T) {
 	}
 	check("raw", func() (int64, string, string) {
 		f := s.nextData(t)
-		var ev store.Event
+		var ev herald.Event
 		if err := json.Unmarshal([]byte(f.data), &ev); err != nil {
 			t.Fatalf("raw: %s: %v", f.data, err)
 		}

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // sseWriter frames SSE. Framing cannot be broken by payload content: the
@@ -65,7 +65,7 @@ func (s *sseWriter) open() []byte {
 	return s.buf
 }
 
-func (s *sseWriter) event(ev *store.Event) {
+func (s *sseWriter) event(ev *herald.Event) {
 	b := append(s.open(), "id: "...)
 	b = ev.Cursor().Append(b)
 	if !s.plain {
@@ -82,15 +82,14 @@ func (s *sseWriter) event(ev *store.Event) {
 // reset tells the client its history is gone. The id moves the client's
 // Last-Event-ID to the head, so a browser's automatic reconnect continues
 // from there instead of asking for the lost range again.
-func (s *sseWriter) reset(head int64) {
-	c := store.Cursor{Epoch: s.epoch, Seq: head}
+func (s *sseWriter) reset(c herald.Cursor) {
 	b := append(s.open(), "id: "...)
 	b = c.Append(b)
 	b = append(b, "\nevent: reset\ndata: {\"cursor\":\""...)
 	b = c.Append(b)
 	b = append(b, "\"}\n\n"...)
 	s.buf = b
-	s.lastID = head
+	s.lastID = c.Seq
 }
 
 // ping is the heartbeat. When the log moved past the client's last id with
@@ -102,7 +101,7 @@ func (s *sseWriter) ping() {
 	b := append(s.open(), ": ping\n"...)
 	if s.covered > s.lastID {
 		b = append(b, "id: "...)
-		b = store.Cursor{Epoch: s.epoch, Seq: s.covered}.Append(b)
+		b = herald.Cursor{Epoch: s.epoch, Seq: s.covered}.Append(b)
 		b = append(b, '\n')
 		s.lastID = s.covered
 	}
@@ -116,7 +115,7 @@ func (s *sseWriter) comment(text string) {
 // retryOpening is the opening block: the retry hint and, unless the first
 // batch is a reset (which carries its own id), "id: <epoch>.<seq>" with the
 // position the stream starts from.
-func (s *sseWriter) retryOpening(d time.Duration, sub *store.Subscription) {
+func (s *sseWriter) retryOpening(d time.Duration, sub herald.Subscription) {
 	b := append(s.open(), "retry: "...)
 	b = strconv.AppendInt(b, d.Milliseconds(), 10)
 	if c, ok := sub.Opening(); ok {

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // longpoll: S clients long-poll one channel while events are published at
@@ -129,14 +129,14 @@ func (b *bench) longpollRun(ctx context.Context, client *http.Client, run int64)
 // poller is one long-polling client; it counts itself ready once its
 // first waiting request is on its way.
 func (b *bench) poller(ctx context.Context, client *http.Client, channel, startID string, rec *recorder, ready, errs, requests *atomic.Int64) {
-	herald := b.cfg.target == "herald"
+	isHerald := b.cfg.target == "herald"
 	cursor := "" // herald's cursor
 	lastMod, etag := "", ""
 	first := true
 	for ctx.Err() == nil {
 		u := b.base.String()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if herald {
+		if isHerald {
 			q := url.Values{"channel": {channel}}
 			if cursor != "" {
 				q.Set("cursor", cursor)
@@ -152,7 +152,7 @@ func (b *bench) poller(ctx context.Context, client *http.Client, channel, startI
 				req.Header.Set("If-None-Match", etag)
 			}
 		}
-		if first && (!herald || cursor != "") {
+		if first && (!isHerald || cursor != "") {
 			ready.Add(1)
 			first = false
 		}
@@ -174,7 +174,7 @@ func (b *bench) poller(ctx context.Context, client *http.Client, channel, startI
 			}
 			continue
 		}
-		if !herald {
+		if !isHerald {
 			rec.record(body)
 			lastMod, etag = resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")
 			continue
@@ -197,7 +197,7 @@ func (b *bench) poller(ctx context.Context, client *http.Client, channel, startI
 		if i := bytes.LastIndex(body, []byte(`"cursor":"`)); i >= 0 {
 			c := body[i+10:]
 			if j := bytes.IndexByte(c, '"'); j >= 0 {
-				if _, err := store.ParseCursor(string(c[:j])); err == nil {
+				if _, err := herald.ParseCursor(string(c[:j])); err == nil {
 					cursor = string(c[:j])
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -98,7 +99,7 @@ func (b *bench) insertRun(ctx context.Context, db *store.DB, W int, seq bool) (b
 			for n := int64(0); time.Now().Before(end) && ctx.Err() == nil; n++ {
 				t := time.Now()
 				buf = benchPayload(buf, t.UnixNano(), n, 0, int64(i))
-				if _, err := db.Append(ctx, store.NewEvent{Channel: channel, Type: "message", Data: buf}); err != nil {
+				if _, err := db.Append(ctx, herald.NewEvent{Channel: channel, Data: buf}); err != nil {
 					if failed.Add(1) == 1 {
 						firstErr.Store(&err)
 					}

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 )
 
 // The resume scenario: S subscribers receive a few events, drop, K events
@@ -17,7 +17,7 @@ import (
 // subscribers resume from their last id while more events are written
 // live. Each subscriber must end with every event exactly once, ids
 // increasing and every writer's events in the order it wrote them. For
-// herald the subscribers are stream.Subscribe, the real Go client; for
+// herald the subscribers are client.Subscribe, the real Go client; for
 // nchan, the lean SSE client sending Last-Event-ID.
 
 const resumeWarmup = 10 // events before the drop
@@ -53,13 +53,13 @@ func (b *bench) connectResumer(ctx context.Context, r *resumeSub, channel, lastI
 	connected := make(chan struct{})
 	var once sync.Once
 	if b.cfg.target == "herald" {
-		var from store.Cursor
+		var from herald.Cursor
 		if lastID != "" {
-			from, _ = store.ParseCursor(lastID)
+			from, _ = herald.ParseCursor(lastID)
 		}
 		go func() {
 			defer close(ended)
-			_ = stream.Subscribe(ctx, b.base.String(), []string{channel}, from, func(m stream.Message) error {
+			_ = client.Subscribe(ctx, b.base.String(), []string{channel}, from, func(m client.Message) error {
 				switch {
 				case m.Event != nil:
 					n, _ := jsonInt(m.Event.Data, "n")
@@ -69,11 +69,11 @@ func (b *bench) connectResumer(ctx context.Context, r *resumeSub, channel, lastI
 					r.mu.Lock()
 					r.check.Resets++
 					r.mu.Unlock()
-				case m.State != nil && m.State.State == stream.StateConnected:
+				case m.State != nil && m.State.State == client.StateConnected:
 					once.Do(func() { close(connected) })
 				}
 				return nil
-			}, stream.ClientOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+			}, client.Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 		}()
 	} else {
 		c, err := dialSSE(ctx, b.base, b.tgt.StreamPath(channel), lastID)

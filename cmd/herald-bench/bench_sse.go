@@ -16,7 +16,7 @@ import (
 // sseConn is the load generator's lean SSE subscriber: one TCP connection,
 // one goroutine, a hand-written request and a line parser over the
 // response body, so that thousands of subscribers cost the machine little
-// next to the server they measure. (stream.Subscribe, the real client, is
+// next to the server they measure. (client.Subscribe, the real client, is
 // used where its behaviour is what is measured: the resume scenario.)
 type sseConn struct {
 	conn net.Conn

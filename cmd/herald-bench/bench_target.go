@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -46,9 +47,9 @@ func (h *heraldTarget) StreamPath(channel string) string {
 func (h *heraldTarget) Prime(context.Context, string) (string, error) { return "", nil }
 
 func (h *heraldTarget) Publish(ctx context.Context, channel string, data ...[]byte) error {
-	evs := make([]store.NewEvent, len(data))
+	evs := make([]herald.NewEvent, len(data))
 	for i, d := range data {
-		evs[i] = store.NewEvent{Channel: channel, Type: "message", Data: d}
+		evs[i] = herald.NewEvent{Channel: channel, Data: d}
 	}
 	_, err := h.db.Append(ctx, evs...)
 	return err

@@ -41,10 +41,10 @@ var (
 	buildDir  string
 )
 
-// herald builds the server from ./cmd/herald once per test binary: the
+// heraldBinary builds the server from ./cmd/herald once per test binary: the
 // bench measures a real herald process, and the server binary no longer
 // holds the bench.
-func herald(t *testing.T) string {
+func heraldBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if buildDir, buildErr = os.MkdirTemp("", "herald-bench-test-"); buildErr != nil {
@@ -79,7 +79,7 @@ type proc struct {
 // environment, waits for its listening line, and kills it when t ends.
 func startProc(t *testing.T, args []string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(herald(t), args...)
+	cmd := exec.Command(heraldBinary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

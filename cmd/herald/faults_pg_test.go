@@ -17,10 +17,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/embedpg"
-	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
-	"github.com/herald-dev/herald/stream"
 )
 
 // ledger is what a writer knows: payloads whose INSERT committed, and
@@ -55,7 +55,7 @@ func (l *ledger) write(ctx context.Context, pool *pgxpool.Pool, channel string, 
 
 // check fails t unless got is in strictly increasing seq order, holds
 // every committed payload once, and nothing that was never attempted.
-func (l *ledger) check(t *testing.T, who string, got []*store.Event) {
+func (l *ledger) check(t *testing.T, who string, got []*herald.Event) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -188,14 +188,14 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 	waitHead(t, p.URL, 1)
 
 	var mu sync.Mutex
-	var goEvents, pollEvents []*store.Event
+	var goEvents, pollEvents []*herald.Event
 	var dropped atomic.Int64 // events the Go client dropped as already delivered
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = stream.Subscribe(ctx, p.URL, []string{"a"}, store.Cursor{Seq: 1}, func(m stream.Message) error {
+		_ = client.Subscribe(ctx, p.URL, []string{"a"}, herald.Cursor{Seq: 1}, func(m client.Message) error {
 			if m.Event != nil {
 				mu.Lock()
 				goEvents = append(goEvents, m.Event)
@@ -207,18 +207,18 @@ func outage(t *testing.T, p *proc, dbURL string, down, up func()) {
 			default:
 				return nil
 			}
-		}, stream.ClientOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Dropped: &dropped})
+		}, client.Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Dropped: &dropped})
 	}()
 	go func() {
 		defer wg.Done()
-		client := &http.Client{Timeout: 10 * time.Second}
+		hc := &http.Client{Timeout: 10 * time.Second}
 		for cursor := int64(1); ; {
 			select {
 			case <-done:
 				return
 			default:
 			}
-			ans := pollOnce(ctx, client, p.URL, "a", cursor, 2)
+			ans := pollOnce(ctx, hc, p.URL, "a", cursor, 2)
 			if ans.err != nil {
 				time.Sleep(100 * time.Millisecond) // herald says 503 while the database is away
 				continue

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/herald-dev/herald/store"
 	"io"
 	"net/http"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -47,7 +47,7 @@ func readNotices(body io.Reader, cursor int64, out func(sseNotice)) (int64, erro
 			}
 			id, data = -1, ""
 		case strings.HasPrefix(line, "id:"):
-			c, perr := store.ParseCursor(strings.TrimSpace(line[3:]))
+			c, perr := herald.ParseCursor(strings.TrimSpace(line[3:]))
 			if perr != nil {
 				return cursor, fmt.Errorf("bad id line %q: %w", line, perr)
 			}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -135,7 +135,7 @@ func TestOpeningIDSurvivesSIGKILL(t *testing.T) {
 	if !open.retry || !open.hasID || open.data != "" {
 		t.Fatalf("opening block %+v: want retry: and id: and no data", open)
 	}
-	cur, err := store.ParseCursor(open.id)
+	cur, err := herald.ParseCursor(open.id)
 	if err != nil || cur.Epoch == "" || cur.Seq != 3 {
 		t.Fatalf("opening id %q: want \"<epoch>.3\" (the head when the client subscribed)", open.id)
 	}
@@ -184,7 +184,7 @@ func TestOpeningIDSurvivesSIGKILL(t *testing.T) {
 		if ev.ID != b.id {
 			t.Fatalf("block id %q, data id %q", b.id, ev.ID)
 		}
-		c, err := store.ParseCursor(ev.ID)
+		c, err := herald.ParseCursor(ev.ID)
 		if err != nil || c.Epoch != cur.Epoch {
 			t.Fatalf("id %q: want epoch %q", ev.ID, cur.Epoch)
 		}

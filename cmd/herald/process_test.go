@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // asHerald makes the test binary run as herald: tests that need a real
@@ -81,7 +81,7 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal, within time.Duration) ti
 // pollAnswer is one long-poll answer, decoded.
 type pollAnswer struct {
 	ids    []int64
-	events []*store.Event
+	events []*herald.Event
 	cursor int64
 	err    error
 }
@@ -100,8 +100,8 @@ func pollOnce(ctx context.Context, client *http.Client, base, channel string, cu
 		return pollAnswer{err: fmt.Errorf("poll: %d %s", resp.StatusCode, b)}
 	}
 	var body struct {
-		Events []*store.Event `json:"events"`
-		Cursor string         `json:"cursor"`
+		Events []*herald.Event `json:"events"`
+		Cursor string          `json:"cursor"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return pollAnswer{err: err}
@@ -110,7 +110,7 @@ func pollOnce(ctx context.Context, client *http.Client, base, channel string, cu
 	for _, e := range body.Events {
 		a.ids = append(a.ids, e.Seq)
 	}
-	c, err := store.ParseCursor(body.Cursor)
+	c, err := herald.ParseCursor(body.Cursor)
 	a.cursor, a.err = c.Seq, err
 	return a
 }

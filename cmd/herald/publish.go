@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // publish inserts one event exactly as an app would, which makes it the
@@ -19,7 +19,7 @@ func publish(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	rest := e.fs.Args()
-	ev := store.NewEvent{Type: "message"}
+	var ev herald.NewEvent // Validate fills in the default type
 	switch len(rest) {
 	case 2:
 		ev.Channel, ev.Data = rest[0], json.RawMessage(rest[1])

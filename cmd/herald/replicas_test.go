@@ -15,9 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 	"github.com/herald-dev/herald/store/pgtest"
-	"github.com/herald-dev/herald/stream"
 )
 
 // balancer is a tiny reverse proxy in front of replicas: each request goes
@@ -109,7 +109,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 	defer cancel()
 	var total atomic.Int64 // events received by all clients together
 	type result struct {
-		events  []*store.Event
+		events  []*herald.Event
 		err     error
 		dropped atomic.Int64 // Go clients: events dropped as already delivered
 	}
@@ -123,7 +123,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stream.Subscribe(ctx, lb.srv.URL, channels, store.Cursor{Seq: 1}, func(m stream.Message) error {
+			err := client.Subscribe(ctx, lb.srv.URL, channels, herald.Cursor{Seq: 1}, func(m client.Message) error {
 				if m.Event != nil {
 					r.events = append(r.events, m.Event)
 					total.Add(1)
@@ -137,13 +137,13 @@ func TestReplicasLoseNothing(t *testing.T) {
 				default:
 				}
 				return nil
-			}, stream.ClientOptions{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Dropped: &r.dropped})
+			}, client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Dropped: &r.dropped})
 			if !errors.Is(err, context.Canceled) {
 				r.err = err
 			}
 		}()
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second}
 	for i := goClients; i < goClients+pollClients; i++ {
 		r := &result{}
 		results[i] = r
@@ -157,7 +157,7 @@ func TestReplicasLoseNothing(t *testing.T) {
 					return
 				default:
 				}
-				ans := pollOnce(ctx, client, lb.srv.URL, "a&channel=b&channel=c&channel=d", cursor, 1)
+				ans := pollOnce(ctx, hc, lb.srv.URL, "a&channel=b&channel=c&channel=d", cursor, 1)
 				if ans.err != nil {
 					select {
 					case <-done:

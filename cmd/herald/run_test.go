@@ -18,7 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -68,7 +68,7 @@ func TestServeEndToEnd(t *testing.T) {
 	base, getenv, srv := startServe(t)
 
 	head := poll(t, base, "channel=builds").Cursor
-	if c, err := store.ParseCursor(head); err != nil || c.Epoch == "" || c.Seq != 0 {
+	if c, err := herald.ParseCursor(head); err != nil || c.Epoch == "" || c.Seq != 0 {
 		t.Fatalf("fresh database head %q, want \"<epoch>.0\"", head)
 	}
 
@@ -162,9 +162,9 @@ func TestTail(t *testing.T) {
 		}
 	}
 	got := tl.stdout.wait(t, 0, 2, func(string) bool { return true }, 20*time.Second, tl.done)
-	var evs []store.Event
+	var evs []herald.Event
 	for _, l := range got {
-		var ev store.Event
+		var ev herald.Event
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("tail line %q: %v", l, err)
 		}

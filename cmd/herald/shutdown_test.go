@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store/pgtest"
 )
 
@@ -57,7 +57,7 @@ func (s *rawStream) read(body io.Reader, until int64) error {
 				return nil
 			}
 		case strings.HasPrefix(line, "id:"):
-			c, err := store.ParseCursor(strings.TrimSpace(line[3:]))
+			c, err := herald.ParseCursor(strings.TrimSpace(line[3:]))
 			if err != nil || c.Epoch == "" {
 				return fmt.Errorf("bad id line %q", line)
 			}
@@ -247,7 +247,7 @@ func TestSIGTERMWithOpenClients(t *testing.T) {
 	for i, s := range streams {
 		var got []string
 		for _, d := range s.data {
-			var e store.Event
+			var e herald.Event
 			if err := json.Unmarshal([]byte(d), &e); err != nil {
 				t.Fatalf("stream %d: data %s: %v", i, d, err)
 			}

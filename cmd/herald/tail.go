@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/stream"
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/client"
 )
 
 // tail prints notices as they arrive, one JSON line each (the same object
@@ -25,15 +25,15 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(channels) == 0 {
 		return &usageError{"tail needs at least one channel"}
 	}
-	var cursor store.Cursor
+	var cursor herald.Cursor
 	if from != "" {
-		c, err := store.ParseCursor(from)
+		c, err := herald.ParseCursor(from)
 		if err != nil {
 			return &usageError{fmt.Sprintf("--from %q: want a cursor, an id printed earlier (\"<epoch>.<seq>\", or a whole number >= 0)", from)}
 		}
 		cursor = c
 	}
-	err := stream.Subscribe(ctx, url, channels, cursor, func(m stream.Message) error {
+	err := client.Subscribe(ctx, url, channels, cursor, func(m client.Message) error {
 		switch {
 		case m.Event != nil:
 			_, err := fmt.Fprintf(stdout, "%s\n", m.Event.JSON())
@@ -49,7 +49,7 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 			}
 		}
 		return nil
-	}, stream.ClientOptions{Token: token})
+	}, client.Options{Token: token})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 var errRollback = errors.New("rollback on purpose")
@@ -103,7 +103,7 @@ func WriteLoadErr(ctx context.Context, pool *pgxpool.Pool, writers, rounds int, 
 //
 // Payloads compare in compact form: the log returns jsonb's text (with
 // spaces), the wire carries it compacted.
-func CheckExactlyOnce(t testing.TB, got []*store.Event, want map[string]bool) {
+func CheckExactlyOnce(t testing.TB, got []*herald.Event, want map[string]bool) {
 	t.Helper()
 	compactWant := make(map[string]bool, len(want))
 	for id := range want {

@@ -1,4 +1,4 @@
-package stream
+package client
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // Scripted SSE servers for the client tests: request i is served by step i;
@@ -121,17 +121,17 @@ type clientRun struct {
 	cancel context.CancelFunc
 }
 
-func fastOpts() ClientOptions {
-	return ClientOptions{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+func fastOpts() Options {
+	return Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 }
 
-func startClient(t *testing.T, srv *fakeServer, from int64, opts ClientOptions) *clientRun {
+func startClient(t *testing.T, srv *fakeServer, from int64, opts Options) *clientRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &clientRun{msgs: make(chan Message, 4096), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(r.done)
-		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, store.Cursor{Seq: from}, func(m Message) error {
+		r.err = Subscribe(ctx, srv.URL, []string{"ch", "other"}, herald.Cursor{Seq: from}, func(m Message) error {
 			r.msgs <- m
 			return nil
 		}, opts)

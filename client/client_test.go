@@ -1,4 +1,4 @@
-package stream
+package client
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 func TestClientDeliversEventsAndStates(t *testing.T) {
@@ -172,7 +172,7 @@ func TestClientRetriesForever(t *testing.T) {
 		<-r.Context().Done()
 	})
 	srv := newFakeServer(t, steps...)
-	c := startClient(t, srv, 0, ClientOptions{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	c := startClient(t, srv, 0, Options{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 	c.expectSeqs(t, 1)
 	if n := srv.count.Load(); n != 31 {
 		t.Errorf("%d requests, want 31", n)
@@ -180,7 +180,7 @@ func TestClientRetriesForever(t *testing.T) {
 }
 
 // The client never delivers a seq twice or goes backwards, whatever the
-// server replays, and counts what it dropped in ClientOptions.Dropped.
+// server replays, and counts what it dropped in Options.Dropped.
 func TestClientDropsReplayedEvents(t *testing.T) {
 	srv := newFakeServer(t,
 		func(w http.ResponseWriter, r *http.Request) { startStream(w); send(w, frames(1, 2, 3)) },
@@ -212,7 +212,7 @@ func TestClientHonoursRetry(t *testing.T) {
 		startStream(w)
 		send(w, "retry: 50\n\n"+frame(1))
 	})
-	c := startClient(t, srv, 0, ClientOptions{MinBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
+	c := startClient(t, srv, 0, Options{MinBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
 	c.expectSeqs(t, 1)
 	srv.nextReq(t)
 	if req := srv.nextReq(t); req.lastEventID != "1" {
@@ -236,7 +236,7 @@ func TestClientCancelDuringBackoff(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeServer(t, tc.step)
-			c := startClient(t, srv, 0, ClientOptions{MinBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
+			c := startClient(t, srv, 0, Options{MinBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
 			c.nextState(t, tc.state)
 			srv.nextReq(t)
 			c.cancel()
@@ -386,7 +386,7 @@ func TestClientReset(t *testing.T) {
 				})
 			c := startClient(t, srv, 10, fastOpts())
 			m := c.nextData(t)
-			if m.Reset == nil || m.Reset.Cursor != (store.Cursor{Seq: cursor}) {
+			if m.Reset == nil || m.Reset.Cursor != (herald.Cursor{Seq: cursor}) {
 				t.Fatalf("want reset %d, got %s", cursor, describe(m))
 			}
 			c.expectSeqs(t, cursor+1)
@@ -408,7 +408,7 @@ func TestClientHandlerErrorStops(t *testing.T) {
 	})
 	stop := errors.New("stop")
 	var seen []int64
-	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, store.Cursor{}, func(m Message) error {
+	err := Subscribe(context.Background(), srv.URL, []string{"ch"}, herald.Cursor{}, func(m Message) error {
 		if m.Event != nil {
 			seen = append(seen, m.Event.Seq)
 			return stop
@@ -427,13 +427,13 @@ func TestClientSubscribeArguments(t *testing.T) {
 	ok := func(Message) error { return nil }
 	for name, call := range map[string]func() error{
 		"no channels": func() error {
-			return Subscribe(context.Background(), "http://x", nil, store.Cursor{}, ok, ClientOptions{})
+			return Subscribe(context.Background(), "http://x", nil, herald.Cursor{}, ok, Options{})
 		},
 		"bad scheme": func() error {
-			return Subscribe(context.Background(), "x", []string{"a"}, store.Cursor{}, ok, ClientOptions{})
+			return Subscribe(context.Background(), "x", []string{"a"}, herald.Cursor{}, ok, Options{})
 		},
 		"nil handler": func() error {
-			return Subscribe(context.Background(), "http://x", []string{"a"}, store.Cursor{}, nil, ClientOptions{})
+			return Subscribe(context.Background(), "http://x", []string{"a"}, herald.Cursor{}, nil, Options{})
 		},
 	} {
 		if err := call(); err == nil {

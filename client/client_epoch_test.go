@@ -1,4 +1,4 @@
-package stream
+package client
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // epochFrame is a notice as herald sends it: id "<epoch>.<seq>".
@@ -22,18 +22,18 @@ func epochFrame(epoch string, seq int64) string {
 func TestClientEpochs(t *testing.T) {
 	cases := []struct {
 		name     string
-		from     store.Cursor
+		from     herald.Cursor
 		first    string
 		delivers []string
 		wantLEID string
 	}{
-		{"opening id, no cursor", store.Cursor{}, "retry: 10\nid: e1.5\n\n", nil, "e1.5"},
-		{"opening id after a bare cursor", store.Cursor{Seq: 5}, "retry: 10\nid: e1.5\n\n", nil, "e1.5"},
-		{"id-only block of another epoch ignored", store.Cursor{}, "retry: 10\nid: e1.5\n\n: ping\nid: e2.9\n\n", nil, "e1.5"},
-		{"lower id in the epoch ignored", store.Cursor{Epoch: "e1", Seq: 7}, "retry: 10\nid: e1.5\n\n", nil, "e1.7"},
-		{"duplicate in the epoch dropped", store.Cursor{Epoch: "e1", Seq: 6}, epochFrame("e1", 6) + epochFrame("e1", 7), []string{"event 7"}, "e1.7"},
-		{"another epoch is a reset", store.Cursor{Epoch: "e1", Seq: 6}, epochFrame("e2", 3), []string{"reset e2.2", "event 3"}, "e2.3"},
-		{"reset with an epoch cursor", store.Cursor{Epoch: "e1", Seq: 6}, "event: reset\ndata: {\"cursor\":\"e2.40\"}\n\n" + epochFrame("e2", 41), []string{"reset e2.40", "event 41"}, "e2.41"},
+		{"opening id, no cursor", herald.Cursor{}, "retry: 10\nid: e1.5\n\n", nil, "e1.5"},
+		{"opening id after a bare cursor", herald.Cursor{Seq: 5}, "retry: 10\nid: e1.5\n\n", nil, "e1.5"},
+		{"id-only block of another epoch ignored", herald.Cursor{}, "retry: 10\nid: e1.5\n\n: ping\nid: e2.9\n\n", nil, "e1.5"},
+		{"lower id in the epoch ignored", herald.Cursor{Epoch: "e1", Seq: 7}, "retry: 10\nid: e1.5\n\n", nil, "e1.7"},
+		{"duplicate in the epoch dropped", herald.Cursor{Epoch: "e1", Seq: 6}, epochFrame("e1", 6) + epochFrame("e1", 7), []string{"event 7"}, "e1.7"},
+		{"another epoch is a reset", herald.Cursor{Epoch: "e1", Seq: 6}, epochFrame("e2", 3), []string{"reset e2.2", "event 3"}, "e2.3"},
+		{"reset with an epoch cursor", herald.Cursor{Epoch: "e1", Seq: 6}, "event: reset\ndata: {\"cursor\":\"e2.40\"}\n\n" + epochFrame("e2", 41), []string{"reset e2.40", "event 41"}, "e2.41"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package store
+package herald
 
 import (
 	"bytes"
@@ -26,6 +26,36 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+
+// NewEvent is a notice to publish, before the log gives it a seq.
+type NewEvent struct {
+	Channel string          `json:"channel"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Validate checks e against the contract and fills in the defaults: the
+// type DefaultType and the data {}. Every publish path (POST /v1/events,
+// herald publish, the store's Append) goes through it, so the defaults are
+// set here and nowhere else.
+func (e *NewEvent) Validate() error {
+	if e.Type == "" {
+		e.Type = DefaultType
+	}
+	if err := ValidateChannel(e.Channel); err != nil {
+		return err
+	}
+	if err := ValidateType(e.Type); err != nil {
+		return err
+	}
+	if err := ValidateData(e.Data); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(e.Data)) == 0 {
+		e.Data = json.RawMessage("{}")
+	}
+	return nil
+}
 
 func channelByte(c byte) bool {
 	switch {

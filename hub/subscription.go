@@ -1,4 +1,4 @@
-package store
+package hub
 
 import (
 	"context"
@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/herald-dev/herald"
 )
 
-// ErrClosed: the subscription was closed by its owner.
-var ErrClosed = errors.New("subscription closed")
-
-// Subscription is one client's view of the feed: the backlog after its
+// Subscription is one client's view of the hub: the backlog after its
 // cursor, then live events, each seq at most once and in order. SSE and
 // long-poll both use it, so both make the same guarantees.
 //
@@ -19,7 +18,7 @@ var ErrClosed = errors.New("subscription closed")
 // above liveFrom queue in pending meanwhile, and everything at or below the
 // last seq handed out is dropped. No gap, no duplicate.
 type Subscription struct {
-	feed     *Feed
+	hub      *Hub
 	channels []string
 	m        matcher
 	epoch    string // the feed's epoch at registration; fixed for its life
@@ -31,11 +30,11 @@ type Subscription struct {
 	needReset   bool
 
 	mu      sync.Mutex
-	pending []*Event
+	pending []*herald.Event
 	// overflowTo, when set, is how far the consumer must re-read from the
-	// ring or the database: pending overflowed, was dropped, and events
+	// ring or the log: pending overflowed, was dropped, and events
 	// stay out of it until the consumer picks the overflow up. One that
-	// has not done so within FeedOptions.StallTimeout is not reading:
+	// has not done so within Options.StallTimeout is not reading:
 	// evicted.
 	overflowTo int64
 	overflowAt time.Time
@@ -45,27 +44,9 @@ type Subscription struct {
 	done       chan struct{}
 }
 
-// Batch is what Take hands out.
-type Batch struct {
-	Events []*Event
-	// Reset means the history after the cursor is gone (or the cursor is
-	// ahead of the log): the client must refetch its state; Cursor is the
-	// head it continues from.
-	Reset bool
-	// Cursor is the position covered: every event on the subscription's
-	// channels with seq <= Cursor has been handed out. It can be past the
-	// last event's seq when other channels moved the log.
-	Cursor int64
-}
-
-// Subscribe is SubscribeAt with a bare seq: taken as the current epoch.
-func (f *Feed) Subscribe(ctx context.Context, channels []string, cursor int64, hasCursor bool) (*Subscription, error) {
-	return f.SubscribeAt(ctx, channels, Cursor{Seq: cursor}, hasCursor)
-}
-
-// epochWait bounds how long SubscribeAt waits for this feed to learn an
-// epoch the database already has (it reads on the sequencer's NOTIFY, and
-// at least every FeedOptions.Poll).
+// epochWait bounds how long SubscribeAt waits for this hub to learn an
+// epoch the log already has (store's follower reads on the sequencer's
+// NOTIFY, and at least every store.FeedOptions.Poll).
 const epochWait = 3 * time.Second
 
 // SubscribeAt registers interest in channels after cursor (hasCursor false:
@@ -75,40 +56,40 @@ const epochWait = 3 * time.Second
 // belong to another history. One with no epoch (a bare decimal from an
 // older client) is taken as the current epoch, and reset only if it is
 // ahead of the head.
-func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor, hasCursor bool) (*Subscription, error) {
+func (h *Hub) SubscribeAt(ctx context.Context, channels []string, cursor herald.Cursor, hasCursor bool) (herald.Subscription, error) {
 	select {
-	case <-f.ready:
+	case <-h.ready:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("subscribe: feed not ready: %w", ctx.Err())
 	}
 	if hasCursor && cursor.Epoch != "" {
-		if err := f.awaitEpoch(ctx, cursor.Epoch); err != nil {
+		if err := h.awaitEpoch(ctx, cursor.Epoch); err != nil {
 			return nil, err
 		}
 	}
 	s := &Subscription{
-		feed:     f,
+		hub:      h,
 		channels: channels,
 		m:        newMatcher(channels),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
-		return nil, ErrFeedStopped
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return nil, herald.ErrStopped
 	}
-	s.liveFrom = f.head.Load()
-	s.epoch = f.epoch
+	s.liveFrom = h.head.Load()
+	s.epoch = h.epoch
 	for _, ch := range channels {
-		set := f.subs[ch]
+		set := h.subs[ch]
 		if set == nil {
 			set = make(map[*Subscription]struct{})
-			f.subs[ch] = set
+			h.subs[ch] = set
 		}
 		set[s] = struct{}{}
 	}
-	f.mu.Unlock()
+	h.mu.Unlock()
 
 	switch {
 	case !hasCursor:
@@ -117,8 +98,8 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor
 		s.needReset = true
 	case cursor.Seq > s.liveFrom:
 		// Ahead of this feed: another replica may simply be a few ms ahead,
-		// or the database was restored from a backup. Ask the database.
-		st, err := f.db.State(ctx)
+		// or the database was restored from a backup. Ask the log.
+		st, err := h.log.State(ctx)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -137,17 +118,17 @@ func (f *Feed) SubscribeAt(ctx context.Context, channels []string, cursor Cursor
 }
 
 // awaitEpoch returns once this feed serves epoch, or at once when the
-// database's current epoch is another one (the cursor is from an old
+// log's current epoch is another one (the cursor is from an old
 // history: reset), or after epochWait (reset too). It spares a client that
 // moved to another replica right after an epoch change a spurious reset.
-func (f *Feed) awaitEpoch(ctx context.Context, epoch string) error {
-	f.mu.RLock()
-	cur, forked := f.epoch, f.forked
-	f.mu.RUnlock()
+func (h *Hub) awaitEpoch(ctx context.Context, epoch string) error {
+	h.mu.RLock()
+	cur, forked := h.epoch, h.forked
+	h.mu.RUnlock()
 	if cur == epoch {
 		return nil
 	}
-	st, err := f.db.State(ctx)
+	st, err := h.log.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -171,11 +152,11 @@ func (s *Subscription) Epoch() string { return s.epoch }
 // Opening is where the subscription starts: the cursor it was given, or
 // the head when it came without one. ok is false when its first batch will
 // be a reset (which carries the cursor to continue from).
-func (s *Subscription) Opening() (c Cursor, ok bool) {
+func (s *Subscription) Opening() (c herald.Cursor, ok bool) {
 	if s.needReset {
-		return Cursor{}, false
+		return herald.Cursor{}, false
 	}
-	return Cursor{Epoch: s.epoch, Seq: s.last}, true
+	return herald.Cursor{Epoch: s.epoch, Seq: s.last}, true
 }
 
 // Ready receives a value when Take may have something to hand out.
@@ -194,9 +175,12 @@ func (s *Subscription) Err() error {
 
 // Close unregisters the subscription.
 func (s *Subscription) Close() {
-	s.feed.mu.Lock()
-	defer s.feed.mu.Unlock()
-	s.feed.dropLocked(s, ErrClosed)
+	s.hub.mu.Lock()
+	f := s.hub.dropLocked(s, herald.ErrClosed)
+	s.hub.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 func (s *Subscription) signal() {
@@ -207,17 +191,17 @@ func (s *Subscription) signal() {
 }
 
 // push queues ev. A full queue is dropped (a burst: the consumer catches
-// up from the ring or the database at its own pace, so memory stays
+// up from the ring or the log at its own pace, so memory stays
 // bounded and nobody waits); false when the consumer has not come for the
 // overflow within StallTimeout (it is stalled: evict).
-func (s *Subscription) push(ev *Event, max int) bool {
+func (s *Subscription) push(ev *herald.Event, max int) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return true
 	}
 	if s.overflowTo != 0 {
-		if time.Since(s.overflowAt) > s.feed.opts.StallTimeout {
+		if s.hub.now().Sub(s.overflowAt) > s.hub.opts.StallTimeout {
 			s.mu.Unlock()
 			return false
 		}
@@ -226,7 +210,7 @@ func (s *Subscription) push(ev *Event, max int) bool {
 		return true
 	}
 	if len(s.pending) >= max {
-		s.overflowTo, s.overflowAt = ev.Seq, time.Now()
+		s.overflowTo, s.overflowAt = ev.Seq, s.hub.now()
 		clear(s.pending)
 		s.pending = s.pending[:0]
 		s.mu.Unlock()
@@ -239,23 +223,27 @@ func (s *Subscription) push(ev *Event, max int) bool {
 	return true
 }
 
-func (s *Subscription) end(err error) {
+// end ends the subscription with err, if it has not ended, and returns
+// its OnEnd callback for the caller to run once the hub's lock is
+// released (nil if there is none to run). Setting err and closing done
+// happen here, under the hub's lock, so a Take that sees the hub's next
+// head also sees that this subscription no longer receives events.
+func (s *Subscription) end(err error) func() {
 	s.mu.Lock()
-	var f func()
-	if s.err == nil {
-		s.err = err
-		close(s.done)
-		f, s.onEnd = s.onEnd, nil
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil
 	}
-	s.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	s.err = err
+	close(s.done)
+	f := s.onEnd
+	s.onEnd = nil
+	return f
 }
 
-// OnEnd registers f to run once when the subscription ends (evicted, feed
-// stopped, closed), on the goroutine that ends it, or at once if it has
-// ended. f must be quick and must not call into the feed. It saves the
+// OnEnd registers f to run once when the subscription ends (evicted, hub
+// stopped, closed), on the goroutine that ends it once the hub's lock is
+// released, or at once if it has ended. f must be quick. It saves the
 // stream a watcher goroutine per connection.
 func (s *Subscription) OnEnd(f func()) {
 	s.mu.Lock()
@@ -269,16 +257,16 @@ func (s *Subscription) OnEnd(f func()) {
 }
 
 // Take hands out up to max events after the last one handed out, without
-// waiting: the backlog first (from the ring, else the database), then live
+// waiting: the backlog first (from the ring, else the log), then live
 // events. An empty batch with a nil error means nothing right now; wait on
 // Ready. Once the subscription has ended and nothing is pending, Take
 // returns its Err.
-func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
+func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) {
 	if s.needReset {
 		s.needReset = false
 		s.last, s.backlogDone = s.liveFrom, true
 		s.signal()
-		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+		return s.reset(), nil
 	}
 	s.mu.Lock()
 	if s.overflowTo != 0 {
@@ -289,12 +277,12 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 	s.mu.Unlock()
 	if !s.backlogDone {
 		b, err := s.backlog(ctx, max)
-		if err != nil || len(b.Events) > 0 || b.Reset {
+		if err != nil || len(b.Events) > 0 || b.Reset != nil {
 			s.signal() // more may follow
 			return b, err
 		}
 	}
-	head := s.feed.head.Load() // before looking at pending: see dispatch
+	head := s.hub.head.Load() // before looking at pending: see dispatch
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.overflowTo != 0 {
@@ -302,9 +290,9 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 		// dropped, so it must not be handed out (nor the head claimed)
 		// before the re-read. Go round again.
 		s.signal()
-		return Batch{Cursor: s.last}, nil
+		return herald.Batch{Cursor: s.last}, nil
 	}
-	var out []*Event
+	var out []*herald.Event
 	i := 0
 	for ; i < len(s.pending) && len(out) < max; i++ {
 		if ev := s.pending[i]; ev.Seq > s.last {
@@ -318,63 +306,71 @@ func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
 	s.pending = s.pending[:rest]
 	if rest > 0 {
 		s.signal()
-		return Batch{Events: out, Cursor: s.last}, nil
+		return herald.Batch{Events: out, Cursor: s.last}, nil
 	}
 	if cap(s.pending) > 64 {
 		s.pending = nil // give a burst's memory back
 	}
 	if len(out) == 0 && s.err != nil {
-		return Batch{Cursor: s.last}, s.err
+		return herald.Batch{Cursor: s.last}, s.err
 	}
 	s.last = max64(s.last, head)
-	return Batch{Events: out, Cursor: s.last}, nil
+	return herald.Batch{Events: out, Cursor: s.last}, nil
 }
 
 // backlog reads the events in (last, liveFrom].
-func (s *Subscription) backlog(ctx context.Context, max int) (Batch, error) {
-	f := s.feed
-	f.mu.RLock()
-	// Below the floor the history is gone: the database says reset, and
+func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, error) {
+	h := s.hub
+	h.mu.RLock()
+	// Below the floor the history is gone: the log says reset, and
 	// the ring must not say otherwise just because it still remembers.
-	if f.ring.covers(s.last) && s.last+1 >= f.floor.Load() {
-		events, _ := f.ring.collect(nil, s.last, s.liveFrom, s.m, max)
-		f.mu.RUnlock()
-		if f.opts.OnReplay != nil {
-			f.opts.OnReplay(true, len(events))
+	if h.ring.covers(s.last) && s.last+1 >= h.floor.Load() {
+		events, _ := h.ring.collect(nil, s.last, s.liveFrom, s.m, max)
+		h.mu.RUnlock()
+		if h.opts.OnReplay != nil {
+			h.opts.OnReplay(true, len(events))
 		}
 		return s.advance(events, max), nil
 	}
-	f.mu.RUnlock()
-	page, err := f.db.After(ctx, s.last, s.channels, s.liveFrom, max)
-	if err == nil || errors.Is(err, ErrTooOld) {
+	h.mu.RUnlock()
+	page, err := h.log.After(ctx, s.last, s.channels, s.liveFrom, max)
+	var reset *herald.ResetError
+	if err == nil || errors.As(err, &reset) {
 		if page.Epoch != s.epoch {
 			// History forked under this subscription; the feed is about to
 			// end it too. The client reconnects and is reset.
-			return Batch{}, ErrEpochChanged
+			return herald.Batch{}, herald.ErrEpochChanged
 		}
 	}
-	if errors.Is(err, ErrTooOld) {
+	if reset != nil {
 		s.last, s.backlogDone = s.liveFrom, true
-		return Batch{Reset: true, Cursor: s.liveFrom}, nil
+		return s.reset(), nil
 	}
 	if err != nil {
-		return Batch{}, err
+		return herald.Batch{}, err
 	}
-	if f.opts.OnReplay != nil {
-		f.opts.OnReplay(false, len(page.Events))
+	if h.opts.OnReplay != nil {
+		h.opts.OnReplay(false, len(page.Events))
 	}
 	return s.advance(page.Events, max), nil
 }
 
+// reset is the batch that tells the consumer its position cannot be
+// served: it continues from liveFrom, the head at registration.
+func (s *Subscription) reset() herald.Batch {
+	head := herald.Cursor{Epoch: s.epoch, Seq: s.liveFrom}
+	return herald.Batch{Reset: &herald.ResetError{Head: head}, Cursor: s.liveFrom}
+}
+
 // advance moves past a backlog page: a full page continues after its last
 // event, a short one finishes the backlog at liveFrom.
-func (s *Subscription) advance(events []*Event, max int) Batch {
+func (s *Subscription) advance(events []*herald.Event, max int) herald.Batch {
 	if len(events) >= max {
 		s.last = events[len(events)-1].Seq
 	} else {
 		s.last, s.backlogDone = s.liveFrom, true
 	}
-	return Batch{Events: events, Cursor: s.last}
+	return herald.Batch{Events: events, Cursor: s.last}
 }
 
 func max64(a, b int64) int64 {

@@ -1,14 +1,15 @@
-package stream
+package client
 
 import (
 	"context"
 	"errors"
-	"github.com/herald-dev/herald/store"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald"
 )
 
 // TestClientRevoked: the Go client ends Subscribe with a *RevokedError on
@@ -24,8 +25,8 @@ func TestClientRevoked(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err := Subscribe(ctx, srv.URL, []string{"private-a"}, store.Cursor{}, func(Message) error { return nil },
-		ClientOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	err := Subscribe(ctx, srv.URL, []string{"private-a"}, herald.Cursor{}, func(Message) error { return nil },
+		Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	var re *RevokedError
 	if !errors.As(err, &re) || !errors.Is(err, ErrRevoked) || re.Code != "token_revoked" || re.Message != "gone" {
 		t.Fatalf("Subscribe returned %v, want a RevokedError with the frame's code and message", err)

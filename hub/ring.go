@@ -1,17 +1,19 @@
-package store
+package hub
+
+import "github.com/herald-dev/herald"
 
 // ring holds the most recent events of all channels, contiguous by seq, so
 // replays after a deploy or a blip are served from memory.
 type ring struct {
-	buf   []*Event
+	buf   []*herald.Event
 	first int64 // seq of the oldest event held; 0 when empty
 	last  int64 // seq of the newest event held
 }
 
-func newRing(size int) *ring { return &ring{buf: make([]*Event, size)} }
+func newRing(size int) *ring { return &ring{buf: make([]*herald.Event, size)} }
 
 // add appends ev, which must be last+1 (or anything when empty).
-func (r *ring) add(ev *Event) {
+func (r *ring) add(ev *herald.Event) {
 	if len(r.buf) == 0 {
 		return
 	}
@@ -35,7 +37,7 @@ func (r *ring) covers(cursor int64) bool {
 
 // collect appends to out up to limit events after cursor, up to upto,
 // matching m. It returns the events and the seq it scanned to.
-func (r *ring) collect(out []*Event, cursor, upto int64, m matcher, limit int) ([]*Event, int64) {
+func (r *ring) collect(out []*herald.Event, cursor, upto int64, m matcher, limit int) ([]*herald.Event, int64) {
 	upto = min(upto, r.last)
 	scanned := cursor
 	for seq := cursor + 1; seq <= upto; seq++ {

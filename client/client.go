@@ -1,6 +1,8 @@
-package stream
-
-// herald's Go client.
+// Package client is herald's Go client: Subscribe follows a stream from a
+// cursor, reconnecting and resuming by itself, and hands out each event
+// once, in order, or a reset. It imports the core (package herald) and
+// r3labs/sse only, so an app using it pulls in no database driver and no
+// HTTP framework.
 //
 // Engine: github.com/r3labs/sse/v2's Client. Each connection attempt is one
 // call to sse.Client.SubscribeRawWithContext with ReconnectStrategy set to
@@ -31,6 +33,7 @@ package stream
 // RetryNotify) is what makes 3, 5 and 7 possible: RetryNotify treats a nil
 // return as "done", sleeps on a context we cannot tie to ctx per attempt
 // without losing cancellation during the sleep, and cannot see statuses.
+package client
 
 import (
 	"context"
@@ -50,12 +53,12 @@ import (
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
 
-	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald"
 )
 
 // Message is what the handler receives. Exactly one field is set.
 type Message struct {
-	Event *store.Event
+	Event *herald.Event
 	Reset *Reset
 	State *StateChange
 }
@@ -65,7 +68,7 @@ type Message struct {
 // restored or promoted): the handler must refetch its full state. The client
 // continues from Cursor.
 type Reset struct {
-	Cursor store.Cursor
+	Cursor herald.Cursor
 }
 
 // Connection states reported in StateChange.State.
@@ -83,8 +86,8 @@ type StateChange struct {
 	Err   error
 }
 
-// ClientOptions configures Subscribe. The zero value is usable.
-type ClientOptions struct {
+// Options configures Subscribe. The zero value is usable.
+type Options struct {
 	Token      string       // sent as Authorization: Bearer
 	HTTPClient *http.Client // optional; must not have a Timeout shorter than a stream's life
 	// Reconnect delay: capped, jittered exponential backoff starting from
@@ -150,11 +153,11 @@ func (e *HTTPError) permanent() bool {
 // With the zero from, the server's opening block gives the client its
 // position before any notice, so a connection lost before the first event
 // resumes from there.
-func Subscribe(ctx context.Context, base string, channels []string, from store.Cursor, handle func(Message) error, opts ClientOptions) error {
+func Subscribe(ctx context.Context, base string, channels []string, from herald.Cursor, handle func(Message) error, opts Options) error {
 	if handle == nil {
 		return errors.New("stream: Subscribe needs a handler")
 	}
-	if from.Seq < 0 || (from.Epoch != "" && !store.ValidEpoch(from.Epoch)) {
+	if from.Seq < 0 || (from.Epoch != "" && !herald.ValidEpoch(from.Epoch)) {
 		return fmt.Errorf("stream: invalid cursor %q", from.String())
 	}
 	u, err := streamURL(base, channels)
@@ -203,10 +206,10 @@ func streamURL(base string, channels []string) (string, error) {
 
 type subscription struct {
 	url    string
-	opts   ClientOptions
+	opts   Options
 	handle func(Message) error
 
-	last     store.Cursor  // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
+	last     herald.Cursor // last cursor delivered (or reset cursor), or a later id: the server sent; zero = none
 	wireID   string        // the id r3labs stamps on events without an id: field
 	retry    time.Duration // server's retry:, 0 if none yet
 	failures int           // consecutive attempts that were not healthy
@@ -301,7 +304,7 @@ func (s *subscription) connect(ctx context.Context) attempt {
 		c.Headers["Authorization"] = "Bearer " + s.opts.Token
 	}
 	s.wireID = ""
-	if s.last != (store.Cursor{}) {
+	if s.last != (herald.Cursor{}) {
 		s.wireID = s.last.String()
 		c.LastEventID.Store([]byte(s.wireID))
 	}
@@ -369,7 +372,7 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 	// cursor never moves back or into another epoch (only a reset does).
 	if len(ev.Data) == 0 {
 		if newID {
-			if c, err := store.ParseCursor(strings.TrimSpace(id)); err == nil && s.advances(c) {
+			if c, err := herald.ParseCursor(strings.TrimSpace(id)); err == nil && s.advances(c) {
 				s.last = c
 			}
 		}
@@ -379,7 +382,7 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		return false, nil, unavailableError(ev.Data)
 	}
 	if string(ev.Event) == "revoked" {
-		var r Revocation
+		var r herald.Revocation
 		_ = json.Unmarshal(ev.Data, &r)
 		return false, &RevokedError{r}, nil
 	}
@@ -392,14 +395,14 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 		s.last = cursor
 		return true, s.handle(Message{Reset: &Reset{Cursor: cursor}}), nil
 	}
-	e := new(store.Event)
+	e := new(herald.Event)
 	if err := json.Unmarshal(ev.Data, e); err != nil {
 		return false, nil, fmt.Errorf("stream: malformed event (sse id %q): %w", ev.ID, err)
 	}
 	if s.last.Epoch != "" && e.Epoch != s.last.Epoch {
 		// Another history without the server's reset: the seqs cannot be
 		// compared, so the handler must refetch, as for a reset.
-		s.last = store.Cursor{Epoch: e.Epoch, Seq: e.Seq - 1}
+		s.last = herald.Cursor{Epoch: e.Epoch, Seq: e.Seq - 1}
 		if err := s.handle(Message{Reset: &Reset{Cursor: s.last}}); err != nil {
 			return true, err, nil
 		}
@@ -415,23 +418,23 @@ func (s *subscription) dispatch(ev *sse.Event) (delivered bool, handlerErr, prot
 // advances reports whether an id-only block's cursor c moves the client's
 // position forward: same epoch and a higher seq, or the first epoch the
 // client learns (it had none, or a bare seq the server took as current).
-func (s *subscription) advances(c store.Cursor) bool {
+func (s *subscription) advances(c herald.Cursor) bool {
 	if s.last.Epoch == "" {
 		return c.Seq >= s.last.Seq && (c.Epoch != "" || c.Seq > s.last.Seq)
 	}
 	return c.Epoch == s.last.Epoch && c.Seq > s.last.Seq
 }
 
-func parseResetCursor(data []byte) (store.Cursor, error) {
+func parseResetCursor(data []byte) (herald.Cursor, error) {
 	var r struct {
 		Cursor json.RawMessage `json:"cursor"` // a string; a bare number from older servers
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return store.Cursor{}, fmt.Errorf("stream: malformed reset event: %w", err)
+		return herald.Cursor{}, fmt.Errorf("stream: malformed reset event: %w", err)
 	}
-	c, err := store.ParseCursor(strings.Trim(string(r.Cursor), `"`))
+	c, err := herald.ParseCursor(strings.Trim(string(r.Cursor), `"`))
 	if err != nil {
-		return store.Cursor{}, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
+		return herald.Cursor{}, fmt.Errorf("stream: malformed reset cursor %q", r.Cursor)
 	}
 	return c, nil
 }
