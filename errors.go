@@ -40,7 +40,7 @@ const (
 const StatusClientClosed = 499
 
 // statuses is the one table of error codes and their HTTP statuses. Every
-// code herald answers with is here; docs/ and api/openapi.yaml list the
+// code herald answers with is here; docs/ and api/openapi.json list the
 // same codes.
 var statuses = map[string]int{
 	// The request itself is wrong: retrying it unchanged cannot help.
