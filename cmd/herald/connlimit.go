@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/herald-dev/herald"
 )
 
 // connCapped is a listener that holds at most max connections open at
@@ -26,10 +30,23 @@ func limitConns(ln net.Listener, max int, log *slog.Logger) net.Listener {
 	return &connCapped{Listener: ln, max: int64(max), log: log}
 }
 
-// overCapBody and overCapResponse answer a connection over the cap.
-const overCapBody = `{"error":{"code":"too_many_connections","message":"this server holds its maximum of connections; retry shortly"}}`
+// overCap answers a connection over the cap before any request is read: a
+// server-wide passing condition, so the core's "unavailable" (503 through
+// the one error table) with a retry hint, like a draining server's answer.
+var overCap = &herald.Error{
+	Code:       herald.CodeUnavailable,
+	Message:    "this server holds its maximum of connections (--max-conns); retry shortly",
+	RetryAfter: 5 * time.Second,
+}
 
-var overCapResponse = fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(overCapBody), overCapBody)
+// overCapResponse is overCap as raw HTTP/1.1, written once per refused
+// connection without going through net/http.
+var overCapResponse = func() string {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": overCap.Code, "message": overCap.Message}})
+	st := overCap.Status()
+	return fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nRetry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		st, http.StatusText(st), int(overCap.RetryAfter/time.Second), len(body), body)
+}()
 
 func (l *connCapped) Accept() (net.Conn, error) {
 	for {
