@@ -12,6 +12,7 @@ import (
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/herald-dev/herald/migrations"
@@ -48,11 +49,14 @@ func (e *DirtyError) Error() string {
 // Migrate runs cmd against the database at url and returns the resulting
 // version. arg is the version for "force".
 func Migrate(ctx context.Context, url string, cmd MigrateCommand, arg int) (uint, error) {
-	cfg, err := pgx.ParseConfig(url)
+	// Parsed as a pool URL, as Open does, so the pool's own settings
+	// (pool_max_conns=...) are taken out instead of being sent to the
+	// server as unknown runtime parameters: one DATABASE_URL serves both.
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", redactErr(err))
 	}
-	sqlDB := stdlib.OpenDB(*cfg)
+	sqlDB := stdlib.OpenDB(*pcfg.ConnConfig)
 	defer sqlDB.Close()
 
 	// Our own lock, on a connection of its own, before golang-migrate's.

@@ -64,6 +64,21 @@ func TestBadRowsRejectedByDatabase(t *testing.T) {
 	}
 }
 
+// TestMigrateTakesPoolURL: the DATABASE_URL herald serve accepts (with the
+// pool's own pool_max_conns) migrates too; pgx alone would send the pool
+// setting to the server as an unknown parameter and fail.
+func TestMigrateTakesPoolURL(t *testing.T) {
+	url := pgtest.URL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	v, err := store.Migrate(context.Background(), url+sep+"pool_max_conns=4", store.MigrateUp, 0)
+	if err != nil || v != migrations.Latest {
+		t.Fatalf("migrate up with pool_max_conns: %d, %v; want %d", v, err, migrations.Latest)
+	}
+}
+
 func TestMigrateDownAndUp(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx := context.Background()
