@@ -88,8 +88,8 @@ func TestStreamStalledClientDoesNotHoldUpTheOthers(t *testing.T) {
 		},
 	})
 	// Accepted sockets inherit the listener's SO_SNDBUF: the stalled
-	// stream's writes block after a few events, not after megabytes of autotuned
-	// buffer.
+	// stream's writes block after a few events, not after megabytes of
+	// autotuned buffer.
 	smallSendBuffers(t, env.Listener)
 	const channel = "fan"
 	path := streamPath([]string{channel}, "")
