@@ -265,7 +265,7 @@ How the two differ, beyond the numbers:
   every 10 ms instead. nchan has none of that, and does not persist anything.
 - herald's resume works from any cursor the retained history covers (here beyond its 16,384-event
   ring, from the database); nchan's from its in-memory buffer (\`nchan_message_buffer_length\`).
-- In the resume scenario herald's subscribers are herald's Go client (\`stream.Subscribe\`), which
+- In the resume scenario herald's subscribers are herald's Go client (\`client.Subscribe\`), which
   also drops any seq not above the last one it delivered; nchan's are the lean SSE client.
 - Flat out, herald hands a subscriber every event pending for it in one write; nchan writes each
   message separately and answers a POST only once it is fanned out, so its figure is bound by
