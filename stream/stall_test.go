@@ -388,7 +388,7 @@ func scrapeEq(t *testing.T, base string, want map[string]float64) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
-		got, err := scrapeMetrics(base)
+		got, err := apitest.Metrics(base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,31 +406,4 @@ func scrapeEq(t *testing.T, base string, want map[string]float64) {
 		}
 		time.Sleep(20 * time.Millisecond) // a gauge moves when a stream's goroutines end
 	}
-}
-
-// scrapeMetrics returns /metrics as name{labels} → value.
-func scrapeMetrics(base string) (map[string]float64, error) {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out, sc.Err()
 }

@@ -92,7 +92,7 @@ func printReading(w io.Writer, groups []*reportGroup) {
 				says = append(says, s)
 			}
 			if v, ok := med(h, "server_cpu_ms_per_s"); ok {
-				says = append(says, fmt.Sprintf("idle CPU with the connections open: herald %s ms/s (its sequencer polls the inbox every 10 ms)", fmtNum(v)))
+				says = append(says, fmt.Sprintf("idle CPU with the connections open: herald %s ms/s (heartbeats on the open connections; the sequencer sleeps while no rows come, docs/WAKE.md)", fmtNum(v)))
 			}
 		case "resume":
 			for _, t := range []string{"herald", "nchan"} {
