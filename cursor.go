@@ -37,7 +37,9 @@ func ParseCursor(s string) (Cursor, error) {
 			return Cursor{}, ErrBadCursor
 		}
 	}
-	if num == "" || len(num) > 19 {
+	// No length cap before ParseInt: leading zeros keep a long seq within
+	// the grammar ("000…0" is 0), and the header limit bounds the input.
+	if num == "" {
 		return Cursor{}, ErrBadCursor
 	}
 	for i := 0; i < len(num); i++ {

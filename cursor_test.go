@@ -17,7 +17,10 @@ func TestParseCursor(t *testing.T) {
 		{"ab12.123", herald.Cursor{Epoch: "ab12", Seq: 123}, true},
 		{"a.0", herald.Cursor{Epoch: "a", Seq: 0}, true},
 		{"abcdefghijklmnop.9223372036854775807", herald.Cursor{Epoch: "abcdefghijklmnop", Seq: 1<<63 - 1}, true},
-		{"abcdefghijklmnopq.1", herald.Cursor{}, false}, // epoch of 17
+		{"abcdefghijklmnopq.1", herald.Cursor{}, false},                    // epoch of 17
+		{"000000000000000000000000000000000", herald.Cursor{Seq: 0}, true}, // leading zeros are in the grammar
+		{"e.00000000000000000000000000000042", herald.Cursor{Epoch: "e", Seq: 42}, true},
+		{"0000000000000000000009223372036854775808", herald.Cursor{}, false},
 		{"9223372036854775808", herald.Cursor{}, false},
 		{"ab.9223372036854775808", herald.Cursor{}, false},
 		{"", herald.Cursor{}, false},
