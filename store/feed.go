@@ -226,11 +226,12 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 		var (
 			epoch   string
 			dbHead  int64
+			floor   int64 // the same on every row: set on the hub once per read
+			scanned bool
 			forkNow bool
 		)
 		for rows.Next() {
 			var (
-				floor        int64
 				seq          *int64
 				channel, typ *string
 				data         []byte
@@ -240,11 +241,11 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 				rows.Close()
 				return fmt.Errorf("read log after %d: %w", head, err)
 			}
+			scanned = true
 			if epoch != cur || dbHead < head {
 				forkNow = true
 				continue
 			}
-			f.hub.SetFloor(floor)
 			if seq == nil {
 				continue
 			}
@@ -259,6 +260,9 @@ func (f *Feed) catchUp(ctx context.Context, conn *pgx.Conn) error {
 			old := f.hub.Fork(epoch, dbHead)
 			f.db.log.Warn("feed: history forked; ending subscriptions", "epoch", old.Epoch, "head", old.Seq, "new_epoch", epoch, "new_head", dbHead)
 			continue
+		}
+		if scanned {
+			f.hub.SetFloor(floor)
 		}
 		if len(events) == 0 {
 			return nil
