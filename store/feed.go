@@ -185,8 +185,7 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			}
 			continue
 		case n != nil:
-			// The payload is the new head; skip the read if we have it.
-			if c, perr := herald.ParseCursor(n.Payload); perr == nil && c.Seq <= f.hub.Head() && c.Epoch == f.hub.Epoch() {
+			if f.takeNotice(n.Payload) {
 				continue
 			}
 		}
@@ -194,6 +193,35 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			return err
 		}
 	}
+}
+
+// takeNotice applies a herald_log notice without reading the log when it
+// can: the head is one the hub has, or the notice carries the batch that
+// follows the hub's head (logNotice). It reports false when the log must be
+// read: a head the hub lacks with no usable batch, another epoch, or a
+// payload it cannot parse.
+func (f *Feed) takeNotice(payload string) bool {
+	n, err := parseLogNotice(payload)
+	if err != nil {
+		f.db.log.Warn("feed: unreadable log notice; reading the log", "err", err)
+		return false
+	}
+	head := f.hub.Head()
+	if n.head.Epoch != f.hub.Epoch() {
+		return false
+	}
+	if n.head.Seq <= head {
+		return true
+	}
+	if len(n.events) == 0 || n.events[0].Seq != head+1 {
+		return false
+	}
+	for _, e := range n.events {
+		e.JSON() // encode once, before any subscriber sees it
+	}
+	f.hub.SetFloor(n.floor)
+	f.hub.Dispatch(n.events)
+	return true
 }
 
 func pgTimeout(err error) bool {
