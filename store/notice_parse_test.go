@@ -37,11 +37,11 @@ func TestParseLogNotice(t *testing.T) {
 		"ab.7\n",
 		"ab.7\nnot json",
 		"ab.7\n{\"floor\":1,\"events\":[]}",
-		"ab.7\n{\"floor\":1,\"events\":[[6,\"c\",\"t\",{}," + at + "]]}",                                 // does not end at the head
+		"ab.7\n{\"floor\":1,\"events\":[[6,\"c\",\"t\",{}," + at + "]]}",                               // does not end at the head
 		"ab.8\n{\"floor\":1,\"events\":[[6,\"c\",\"t\",{}," + at + "],[8,\"c\",\"t\",{}," + at + "]]}", // not consecutive
-		"ab.7\n{\"floor\":1,\"events\":[[7,\"\",\"t\",{}," + at + "]]}",                                 // no channel
-		"ab.7\n{\"floor\":1,\"events\":[[7,\"c\",\"t\",{},\"yesterday\"]]}",                              // bad time
-		"ab.7\n{\"floor\":1,\"events\":[[7,\"c\",\"t\"]]}",                                               // short row
+		"ab.7\n{\"floor\":1,\"events\":[[7,\"\",\"t\",{}," + at + "]]}",                                // no channel
+		"ab.7\n{\"floor\":1,\"events\":[[7,\"c\",\"t\",{},\"yesterday\"]]}",                            // bad time
+		"ab.7\n{\"floor\":1,\"events\":[[7,\"c\",\"t\"]]}",                                             // short row
 	}
 	for _, p := range bad {
 		if _, err := parseLogNotice(p); err == nil {

@@ -68,4 +68,3 @@ func TestNoticeCarriesTheBatch(t *testing.T) {
 		}
 	}
 }
-
