@@ -36,10 +36,12 @@ func (h *Hub) Dispatch(events []*herald.Event) (gap bool) {
 	}
 	var (
 		ends       []func()
+		calls      []*Subscription
 		evicted    int
 		deliveries int
 	)
 	h.mu.Lock()
+	h.dispatches++
 	if events[0].Seq != h.head.Load()+1 {
 		gap = true
 		h.ring.clear()
@@ -48,12 +50,17 @@ func (h *Hub) Dispatch(events []*herald.Event) (gap bool) {
 	for _, ev := range events {
 		h.ring.add(ev)
 		for s := range h.subs[ev.Channel] {
-			if !s.push(ev, h.opts.MaxPending) {
+			alive, call := s.push(ev, h.opts.MaxPending)
+			if !alive {
 				if f := h.dropLocked(s, herald.ErrSlow); f != nil {
 					ends = append(ends, f)
 				}
 				evicted++
 				continue
+			}
+			if call && s.called != h.dispatches {
+				s.called = h.dispatches
+				calls = append(calls, s)
 			}
 			deliveries++
 		}
@@ -61,6 +68,7 @@ func (h *Hub) Dispatch(events []*herald.Event) (gap bool) {
 	h.head.Store(events[len(events)-1].Seq)
 	h.mu.Unlock()
 
+	readyCalls(calls)
 	runAll(ends)
 	if h.opts.OnEvict != nil {
 		for range evicted {

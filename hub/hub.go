@@ -86,6 +86,8 @@ type Hub struct {
 	epoch   string        // the history head belongs to; changes only under mu
 	forked  chan struct{} // closed (and replaced) when epoch changes
 
+	dispatches int64 // Dispatch calls so far, under mu: marks Subscription.called
+
 	head      atomic.Int64  // every event <= head has been pushed to subscribers
 	floor     atomic.Int64  // lowest retained seq, as of the last read
 	ready     chan struct{} // closed once the position is known

@@ -24,6 +24,10 @@ type Subscription struct {
 	epoch    string // the feed's epoch at registration; fixed for its life
 	liveFrom int64  // feed head at registration
 
+	// called is the hub's dispatch count when this subscription was last
+	// queued for its OnReady callback; guarded by the hub's mu.
+	called int64
+
 	// Owned by the consumer goroutine.
 	last        int64 // highest seq handed out, or the cursor
 	backlogDone bool
@@ -39,6 +43,7 @@ type Subscription struct {
 	overflowTo int64
 	overflowAt time.Time
 	onEnd      func()
+	ready      func() bool // OnReady's callback, or nil
 	err        error
 	wake       chan struct{}
 	done       chan struct{}
@@ -192,22 +197,23 @@ func (s *Subscription) signal() {
 
 // push queues ev. A full queue is dropped (a burst: the consumer catches
 // up from the ring or the log at its own pace, so memory stays
-// bounded and nobody waits); false when the consumer has not come for the
-// overflow within StallTimeout (it is stalled: evict).
-func (s *Subscription) push(ev *herald.Event, max int) bool {
+// bounded and nobody waits); alive is false when the consumer has not come
+// for the overflow within StallTimeout (it is stalled: evict). call is true
+// when the consumer's OnReady callback is due instead of a Ready signal.
+func (s *Subscription) push(ev *herald.Event, max int) (alive, call bool) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return true
+		return true, false
 	}
 	if s.overflowTo != 0 {
 		if s.hub.now().Sub(s.overflowAt) > s.hub.opts.StallTimeout {
 			s.mu.Unlock()
-			return false
+			return false, false
 		}
 		s.overflowTo = ev.Seq
 		s.mu.Unlock()
-		return true
+		return true, false
 	}
 	if len(s.pending) >= max {
 		s.overflowTo, s.overflowAt = ev.Seq, s.hub.now()
@@ -215,12 +221,15 @@ func (s *Subscription) push(ev *herald.Event, max int) bool {
 		s.pending = s.pending[:0]
 		s.mu.Unlock()
 		s.signal()
-		return true
+		return true, false
 	}
 	s.pending = append(s.pending, ev)
+	call = s.ready != nil
 	s.mu.Unlock()
-	s.signal()
-	return true
+	if !call {
+		s.signal()
+	}
+	return true, call
 }
 
 // end ends the subscription with err, if it has not ended, and returns
@@ -292,6 +301,22 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 		s.signal()
 		return herald.Batch{Cursor: s.last}, nil
 	}
+	b, more := s.takePendingLocked(max, head)
+	if more {
+		s.signal()
+		return b, nil
+	}
+	if len(b.Events) == 0 && s.err != nil {
+		return b, s.err
+	}
+	return b, nil
+}
+
+// takePendingLocked hands out up to max pending events after the last one
+// handed out; more reports that pending has more. When it has not, the
+// position moves to head (read before s.mu was taken): every event up to
+// it for these channels has been pushed. s.mu must be held.
+func (s *Subscription) takePendingLocked(max int, head int64) (b herald.Batch, more bool) {
 	var out []*herald.Event
 	i := 0
 	for ; i < len(s.pending) && len(out) < max; i++ {
@@ -305,17 +330,17 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 	clear(s.pending[rest:])
 	s.pending = s.pending[:rest]
 	if rest > 0 {
-		s.signal()
-		return herald.Batch{Events: out, Cursor: s.last}, nil
+		return herald.Batch{Events: out, Cursor: s.last}, true
 	}
 	if cap(s.pending) > 64 {
 		s.pending = nil // give a burst's memory back
 	}
 	if len(out) == 0 && s.err != nil {
-		return herald.Batch{Cursor: s.last}, s.err
+		// Ended: the position stays where the last event left it.
+		return herald.Batch{Cursor: s.last}, false
 	}
 	s.last = max64(s.last, head)
-	return herald.Batch{Events: out, Cursor: s.last}, nil
+	return herald.Batch{Events: out, Cursor: s.last}, false
 }
 
 // backlog reads the events in (last, liveFrom].

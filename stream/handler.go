@@ -150,9 +150,8 @@ func (h *Handler) run(ctx context.Context, sub herald.Subscription, sw *sseWrite
 	heartbeat := time.NewTimer(every)
 	defer heartbeat.Stop()
 	// The heartbeat is due every after the last write; rather than reset
-	// the timer on every write (a cost per delivery), note the time and
-	// re-arm for the rest when it fires early.
-	lastWrite := time.Now()
+	// the timer on every write (a cost per delivery), writes note the
+	// time and the timer re-arms for the rest when it fires early.
 	var lifetime, expiry <-chan time.Time
 	if h.MaxLifetime > 0 {
 		t := time.NewTimer(jitter(h.MaxLifetime, 0.75))
@@ -167,22 +166,55 @@ func (h *Handler) run(ctx context.Context, sub herald.Subscription, sw *sseWrite
 	rctx, stopRecheck := context.WithCancel(ctx)
 	defer stopRecheck()
 	recheck := rechecker(rctx, req)
+
+	// From here on, live events may also be written by the hub's
+	// dispatching goroutine (inline.go); this goroutine holds sw.wmu
+	// whenever it is not waiting.
+	sw.wmu.Lock()
+	defer sw.wmu.Unlock()
+	defer func() { sw.stopped = true }() // runs first: wmu still held
+	h.deliverInline(sub, sw)
 	for {
+		sw.wmu.Unlock()
+		var (
+			fired   event
+			revoked herald.Revocation
+		)
 		select {
 		case <-sub.Ready():
+			fired = evReady
+		case <-sub.Done():
+			fired = evDone
+		case <-heartbeat.C:
+			fired = evHeartbeat
+		case <-expiry:
+			fired = evExpired
+		case <-req.Revoked:
+			fired = evRevoked
+		case revoked = <-recheck:
+			fired = evRechecked
+		case <-lifetime:
+			fired = evLifetime
+		case <-h.Stop:
+			fired = evStop
+		case <-ctx.Done():
+			fired = evGone
+		}
+		sw.wmu.Lock()
+		switch fired {
+		case evReady:
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
 				return
 			}
-			lastWrite = time.Now()
-		case <-sub.Done():
+		case evDone:
 			// Deliver what is pending, then end; the client resumes.
 			if err := h.drain(ctx, sub, sw); err != nil {
 				h.ended(sub, err)
 			}
 			return
-		case <-heartbeat.C:
-			if rest := every - time.Since(lastWrite); rest > every/20 {
+		case evHeartbeat:
+			if rest := every - time.Since(time.Unix(0, sw.lastWrite.Load())); rest > every/20 {
 				heartbeat.Reset(rest)
 				continue
 			}
@@ -195,32 +227,44 @@ func (h *Handler) run(ctx context.Context, sub herald.Subscription, sw *sseWrite
 			if sw.flush() != nil {
 				return
 			}
-			lastWrite = time.Now()
 			heartbeat.Reset(every)
-		case <-expiry:
+		case evExpired:
 			sw.comment("token expired")
 			sw.flush()
 			return
-		case <-req.Revoked:
+		case evRevoked:
 			sw.revoked(tokenRevoked)
 			sw.flush()
 			return
-		case r := <-recheck:
-			sw.revoked(r)
+		case evRechecked:
+			sw.revoked(revoked)
 			sw.flush()
 			return
-		case <-lifetime:
+		case evLifetime, evGone:
 			return
-		case <-h.Stop:
+		case evStop:
 			// Spread the fleet's reconnects over a few seconds.
 			sw.retry(jitter(5*time.Second, 0.2))
 			sw.flush()
 			return
-		case <-ctx.Done():
-			return
 		}
 	}
 }
+
+// event is what woke a stream's goroutine.
+type event int
+
+const (
+	evReady event = iota
+	evDone
+	evHeartbeat
+	evExpired
+	evRevoked
+	evRechecked
+	evLifetime
+	evStop
+	evGone
+)
 
 // drain writes everything Take has, then flushes once.
 func (h *Handler) drain(ctx context.Context, sub herald.Subscription, sw *sseWriter) error {
@@ -255,7 +299,13 @@ func (h *Handler) drain(ctx context.Context, sub herald.Subscription, sw *sseWri
 }
 
 func (h *Handler) recoverPanic() {
-	if v := recover(); v != nil && h.Log != nil {
+	if v := recover(); v != nil {
+		h.logPanic(v)
+	}
+}
+
+func (h *Handler) logPanic(v any) {
+	if h.Log != nil {
 		h.Log.Error("stream panicked", "panic", v, "stack", string(debug.Stack()))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -15,6 +16,8 @@ type sink interface {
 	// write sends buf[room():] to the client now (written and flushed).
 	// It may overwrite buf[:room()] and append to buf.
 	write(buf []byte) error
+	// pending reports bytes an earlier write left for write to send.
+	pending() bool
 	setWriteDeadline(t time.Time) error
 }
 
@@ -39,6 +42,8 @@ func (s *responseSink) write(p []byte) error {
 	return s.rc.Flush()
 }
 
+func (s *responseSink) pending() bool { return false }
+
 func (s *responseSink) setWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
 
 // connSink writes an HTTP/1.x response body straight to the connection:
@@ -50,6 +55,9 @@ type connSink struct {
 	conn    net.Conn
 	chunked bool
 	head    []byte // the response head, sent with the first write
+	// rest is what a tryWrite could not send; write sends it first.
+	rest []byte
+	raw  syscall.RawConn // for tryWrite; set by canTry
 }
 
 // chunkRoom fits a chunk-size line: up to 16 hex digits and CRLF.
@@ -62,17 +70,35 @@ func (s *connSink) room() int {
 	return 0
 }
 
+func (s *connSink) pending() bool { return s.rest != nil }
+
+// frame returns buf[room():] framed as one chunk (in place), or the raw
+// bytes for HTTP/1.0; empty is true when there is nothing to send (an empty
+// chunk would end the body).
+func (s *connSink) frame(buf []byte) (p []byte, empty bool) {
+	if !s.chunked {
+		return buf, len(buf) == 0
+	}
+	if len(buf) == chunkRoom {
+		return nil, true
+	}
+	var size [chunkRoom]byte
+	line := append(strconv.AppendInt(size[:0], int64(len(buf)-chunkRoom), 16), '\r', '\n')
+	start := chunkRoom - len(line)
+	copy(buf[start:], line)
+	return append(buf[start:], '\r', '\n'), false
+}
+
 func (s *connSink) write(buf []byte) error {
-	p := buf
-	if s.chunked {
-		if len(buf) == chunkRoom {
-			return nil // an empty chunk would end the body
+	if s.rest != nil {
+		if _, err := s.conn.Write(s.rest); err != nil {
+			return err
 		}
-		var size [chunkRoom]byte
-		line := append(strconv.AppendInt(size[:0], int64(len(buf)-chunkRoom), 16), '\r', '\n')
-		start := chunkRoom - len(line)
-		copy(buf[start:], line)
-		p = append(buf[start:], '\r', '\n')
+		s.rest = nil
+	}
+	p, empty := s.frame(buf)
+	if empty {
+		return nil
 	}
 	var err error
 	if s.head != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald"
@@ -25,6 +26,17 @@ type sseWriter struct {
 	epoch   string // the subscription's epoch: every id written is in it
 	lastID  int64  // the seq of the id the client holds (in epoch)
 	covered int64  // every event for the client up to here has been written
+
+	// wmu is held by whoever writes: the stream's goroutine, or the hub's
+	// dispatching goroutine delivering inline (inline.go). Every field
+	// above is guarded by it.
+	wmu sync.Mutex
+	// stopped: the stream's goroutine has left run; no inline write may
+	// start. Guarded by wmu.
+	stopped bool
+	// lastWrite is when bytes last went out whole (Unix ns), for the
+	// heartbeat; inline writes set it too.
+	lastWrite atomic.Int64
 
 	// mu orders abort against flush's deadline: once aborted, no write
 	// gets a fresh deadline, and a write under way is cut at once.
@@ -132,14 +144,34 @@ func (s *sseWriter) retry(d time.Duration) {
 	s.buf = append(b, "\n\n"...)
 }
 
-// flush writes the buffer with a deadline and flushes it to the client.
+// flush writes the buffer with a deadline and flushes it to the client,
+// after whatever an inline write left unsent.
 func (s *sseWriter) flush() error {
-	if s.err != nil || len(s.buf) <= s.room {
+	if s.err != nil || (len(s.buf) <= s.room && !s.out.pending()) {
 		return s.err
 	}
+	if err := s.arm(); err != nil {
+		return err
+	}
+	if err := s.out.write(s.buf); err != nil {
+		s.err = err
+		return err
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	if cap(s.buf) > 16<<10 {
+		s.buf = nil // return a burst's memory
+	} else {
+		s.buf = s.buf[:s.room]
+	}
+	return nil
+}
+
+// arm gives the next write its deadline, or fails once the stream was
+// aborted.
+func (s *sseWriter) arm() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.aborted {
-		s.mu.Unlock()
 		s.err = errAborted
 		return s.err
 	}
@@ -149,16 +181,6 @@ func (s *sseWriter) flush() error {
 	if now := time.Now(); s.deadline.Sub(now) < s.timeout/2 {
 		s.deadline = now.Add(s.timeout)
 		_ = s.out.setWriteDeadline(s.deadline)
-	}
-	s.mu.Unlock()
-	if err := s.out.write(s.buf); err != nil {
-		s.err = err
-		return err
-	}
-	if cap(s.buf) > 16<<10 {
-		s.buf = nil // return a burst's memory
-	} else {
-		s.buf = s.buf[:s.room]
 	}
 	return nil
 }
