@@ -18,10 +18,12 @@ import (
 // buffer, the parsed request, gin's context, a background-read goroutine and
 // the handler goroutine with its stack through the whole middleware chain:
 // 33 KiB per idle stream, measured. A detached stream keeps the connection,
-// the subscription and two goroutines with shallow stacks: one writes, one
-// waits in Read to notice the client leaving. The response head goes out
-// with the first write; the body is chunked (HTTP/1.1) or ended by close
-// (HTTP/1.0), and the connection closes when the stream ends.
+// the subscription and one goroutine with a shallow stack, which writes;
+// the process's close watcher notices the client leaving (on Linux; a
+// second goroutine per stream, waiting in Read, elsewhere). The response
+// head goes out with the first write; the body is chunked (HTTP/1.1) or
+// ended by close (HTTP/1.0), and the connection closes when the stream
+// ends.
 //
 // It returns false, having touched nothing, where hijacking is not possible
 // (HTTP/2, a ResponseWriter without Hijack): the stream then runs inside
@@ -73,22 +75,34 @@ func (d *detached) leave() {
 	}
 }
 
-// startDetached runs the stream on two goroutines of its own: the writer
-// (run, then close the connection) and watch. done runs when both are over.
+// startDetached runs the stream on a goroutine of its own, the writer (run,
+// then close the connection), with the client's leaving noticed by the
+// close watcher (closewatch_linux.go) or, where there is none, by a second
+// goroutine, watch. done runs when they are over.
 func (h *Handler) startDetached(d *detached, sub herald.Subscription, req Request, done func()) {
 	h.detached.add()
 	d.end = func() {
 		done()
 		h.detached.remove()
 	}
-	d.live.Store(2)
-	go d.watch()
+	// The client leaving ends ctx: noticed by the process's close
+	// watcher where there is one, else by a goroutine of the stream's own.
+	unwatch, shared := watchClose(d.conn, d.cancel)
+	if shared {
+		d.live.Store(1)
+	} else {
+		d.live.Store(2)
+		go d.watch()
+	}
 	go func() {
 		defer d.leave()
 		// net/http recovers a handler's panic and drops only its
 		// connection; a detached stream must do the same for itself.
 		defer h.recoverPanic()
 		defer d.conn.Close() // also ends watch
+		if shared {
+			defer unwatch() // before the close: the fd may be reused at once
+		}
 		defer d.cancel()
 		sw := h.newWriter(d.sink, req)
 		h.run(d.ctx, sub, sw, req)
