@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -274,5 +275,77 @@ func TestRevokeEndpointErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("without API keys: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestRevokeWaitingPoll: a poll parked when its token is revoked answers
+// 401 token_revoked at once, not after its timeout, and hands out nothing
+// committed after the revocation; a poll on another token waits on and
+// gets the event.
+func TestRevokeWaitingPoll(t *testing.T) {
+	env := authEnv(t, api.Config{APIKeys: []string{"server-key-0123456789-0123456789ab"}, Metrics: api.NewMetrics()})
+	v, _ := api.NewTokenVerifier(authSecret, nil)
+	tok := mint(t, "alice", time.Hour, "private-*")
+	claims, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokBob := mint(t, "bob", time.Hour, "private-*")
+	path := fmt.Sprintf("/v1/poll?channel=private-w&cursor=%s&timeout=20", env.Feed.Position())
+	type answer struct {
+		status int
+		code   string
+		took   time.Duration
+	}
+	poll := func(token string) <-chan answer {
+		out := make(chan answer, 1)
+		go func() {
+			start := time.Now()
+			req, _ := http.NewRequest(http.MethodGet, env.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+			if err != nil {
+				out <- answer{code: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error  struct{ Code string }
+				Events []json.RawMessage
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			code := body.Error.Code
+			if resp.StatusCode == 200 {
+				code = fmt.Sprintf("%d events", len(body.Events))
+			}
+			out <- answer{resp.StatusCode, code, time.Since(start)}
+		}()
+		return out
+	}
+	alice, bob := poll(tok), poll(tokBob)
+	waitMetric(t, env.URL, "herald_polls_waiting", 2)
+
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/revocations", strings.NewReader(`{"jti":"`+claims.ID+`"}`))
+	req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	select {
+	case a := <-alice:
+		if a.status != 401 || a.code != "token_revoked" {
+			t.Fatalf("the revoked token's waiting poll answered %d %q, want 401 token_revoked", a.status, a.code)
+		}
+		t.Logf("the waiting poll answered %v after it was sent (timeout 20 s)", a.took.Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked token's waiting poll was still waiting 10 s after the revocation")
+	}
+	env.Insert(t, "private-w", "after.revoke", `{}`)
+	if b := <-bob; b.status != 200 || b.code != "1 events" {
+		t.Fatalf("bob's poll answered %d %q, want the one event", b.status, b.code)
 	}
 }

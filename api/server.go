@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -274,7 +275,15 @@ func (s *Server) handlePoll(c *gin.Context) {
 		timeout = min(timeout, max(time.Until(grant.Expires), time.Second))
 	}
 	req := longpoll.Request{Channels: channels, Cursor: cursor, HasCursor: has, Timeout: timeout}
+	if grant.watch != nil {
+		revoked, stop := grant.watch()
+		defer stop()
+		req.Revoked = revoked
+	}
 	if err := s.poll.Serve(c.Writer, c.Request, req); err != nil {
+		if errors.Is(err, longpoll.ErrRevoked) {
+			err = errTokenRevoked
+		}
 		s.abort(c, err)
 	}
 }

@@ -6,6 +6,7 @@
 package longpoll
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,7 +30,15 @@ type Request struct {
 	Cursor    herald.Cursor
 	HasCursor bool
 	Timeout   time.Duration
+	// Revoked, if set, is closed when the poll's grant is taken back (its
+	// token revoked): a waiting poll then answers ErrRevoked at once, and
+	// hands out nothing more.
+	Revoked <-chan struct{}
 }
+
+// ErrRevoked ends a poll whose grant was taken back while it waited; the
+// caller answers it as the revocation (401 token_revoked).
+var ErrRevoked = errors.New("longpoll: grant revoked while the poll waited")
 
 // Hooks observe the handler for metrics; each may be nil.
 type Hooks struct {
@@ -90,6 +99,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 			cursor = b.Cursor
 		}
 		if len(b.Events) > 0 {
+			if revoked(req.Revoked) {
+				return ErrRevoked
+			}
 			if h.Hooks.Delivered != nil {
 				h.Hooks.Delivered(len(b.Events), b.Events)
 			}
@@ -116,8 +128,13 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		select {
 		case <-sub.Ready():
 		case <-sub.Done():
+		case <-req.Revoked:
+			return ErrRevoked
 		case <-timer.C:
 			b, _ := sub.Take(ctx, max)
+			if revoked(req.Revoked) {
+				return ErrRevoked
+			}
 			write(w, b.Events, at(max64(cursor, b.Cursor)))
 			return nil
 		case <-h.Stop:
@@ -126,6 +143,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		case <-ctx.Done():
 			return nil
 		}
+	}
+}
+
+// revoked reports whether ch (nil: never) is closed.
+func revoked(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
