@@ -163,16 +163,7 @@ func TestRevokeTokens(t *testing.T) {
 	s2 := openStream(t, env.URL, "/v1/stream?channel=private-a", bearerHeader(tok2))
 	sBob := openStream(t, env.URL, "/v1/stream?channel=private-a", bearerHeader(tokBob))
 
-	revoke := func(body string) int {
-		req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/revocations", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	revoke := func(body string) int { return postRevocation(t, env.URL, body) }
 	if st := revoke(`{"jti":"` + c1.ID + `"}`); st != 201 {
 		t.Fatalf("revoke jti: %d", st)
 	}
@@ -278,6 +269,20 @@ func TestRevokeEndpointErrors(t *testing.T) {
 	}
 }
 
+// postRevocation posts body to /v1/revocations with the tests' server key
+// and returns the status.
+func postRevocation(t *testing.T, base, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/revocations", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestRevokeWaitingPoll: a poll parked when its token is revoked answers
 // 401 token_revoked at once, not after its timeout, and hands out nothing
 // committed after the revocation; a poll on another token waits on and
@@ -325,15 +330,8 @@ func TestRevokeWaitingPoll(t *testing.T) {
 	alice, bob := poll(tok), poll(tokBob)
 	waitMetric(t, env.URL, "herald_polls_waiting", 2)
 
-	req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/revocations", strings.NewReader(`{"jti":"`+claims.ID+`"}`))
-	req.Header.Set("Authorization", "Bearer server-key-0123456789-0123456789ab")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("revoke: %d", resp.StatusCode)
+	if st := postRevocation(t, env.URL, `{"jti":"`+claims.ID+`"}`); st != 201 {
+		t.Fatalf("revoke: %d", st)
 	}
 	select {
 	case a := <-alice:
