@@ -31,7 +31,7 @@ func (s *Subscription) OnReady(f func() bool) {
 // leaves the subscription to Take. It never does I/O, so it is safe on the
 // dispatching goroutine; like Take it must not run concurrently with
 // another Take or TakeLive of the same subscription.
-func (s *Subscription) TakeLive(max int) (b herald.Batch, ok bool) {
+func (s *Subscription) TakeLive(limit int) (b herald.Batch, ok bool) {
 	if s.needReset || !s.backlogDone {
 		return herald.Batch{}, false
 	}
@@ -41,7 +41,7 @@ func (s *Subscription) TakeLive(max int) (b herald.Batch, ok bool) {
 	if s.overflowTo != 0 || s.err != nil {
 		return herald.Batch{}, false
 	}
-	b, _ = s.takePendingLocked(max, head)
+	b, _ = s.takePendingLocked(limit, head)
 	return b, true
 }
 

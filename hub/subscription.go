@@ -200,7 +200,7 @@ func (s *Subscription) signal() {
 // bounded and nobody waits); alive is false when the consumer has not come
 // for the overflow within StallTimeout (it is stalled: evict). call is true
 // when the consumer's OnReady callback is due instead of a Ready signal.
-func (s *Subscription) push(ev *herald.Event, max int) (alive, call bool) {
+func (s *Subscription) push(ev *herald.Event, limit int) (alive, call bool) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -215,7 +215,7 @@ func (s *Subscription) push(ev *herald.Event, max int) (alive, call bool) {
 		s.mu.Unlock()
 		return true, false
 	}
-	if len(s.pending) >= max {
+	if len(s.pending) >= limit {
 		s.overflowTo, s.overflowAt = ev.Seq, s.hub.now()
 		clear(s.pending)
 		s.pending = s.pending[:0]
@@ -265,12 +265,12 @@ func (s *Subscription) OnEnd(f func()) {
 	f()
 }
 
-// Take hands out up to max events after the last one handed out, without
+// Take hands out up to limit events after the last one handed out, without
 // waiting: the backlog first (from the ring, else the log), then live
 // events. An empty batch with a nil error means nothing right now; wait on
 // Ready. Once the subscription has ended and nothing is pending, Take
 // returns its Err.
-func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) {
+func (s *Subscription) Take(ctx context.Context, limit int) (herald.Batch, error) {
 	if s.needReset {
 		s.needReset = false
 		s.last, s.backlogDone = s.liveFrom, true
@@ -285,7 +285,7 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 	}
 	s.mu.Unlock()
 	if !s.backlogDone {
-		b, err := s.backlog(ctx, max)
+		b, err := s.backlog(ctx, limit)
 		if err != nil || len(b.Events) > 0 || b.Reset != nil {
 			s.signal() // more may follow
 			return b, err
@@ -301,7 +301,7 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 		s.signal()
 		return herald.Batch{Cursor: s.last}, nil
 	}
-	b, more := s.takePendingLocked(max, head)
+	b, more := s.takePendingLocked(limit, head)
 	if more {
 		s.signal()
 		return b, nil
@@ -312,14 +312,14 @@ func (s *Subscription) Take(ctx context.Context, max int) (herald.Batch, error) 
 	return b, nil
 }
 
-// takePendingLocked hands out up to max pending events after the last one
+// takePendingLocked hands out up to limit pending events after the last one
 // handed out; more reports that pending has more. When it has not, the
 // position moves to head (read before s.mu was taken): every event up to
 // it for these channels has been pushed. s.mu must be held.
-func (s *Subscription) takePendingLocked(max int, head int64) (b herald.Batch, more bool) {
+func (s *Subscription) takePendingLocked(limit int, head int64) (b herald.Batch, more bool) {
 	var out []*herald.Event
 	i := 0
-	for ; i < len(s.pending) && len(out) < max; i++ {
+	for ; i < len(s.pending) && len(out) < limit; i++ {
 		if ev := s.pending[i]; ev.Seq > s.last {
 			out = append(out, ev)
 			s.last = ev.Seq
@@ -339,26 +339,26 @@ func (s *Subscription) takePendingLocked(max int, head int64) (b herald.Batch, m
 		// Ended: the position stays where the last event left it.
 		return herald.Batch{Cursor: s.last}, false
 	}
-	s.last = max64(s.last, head)
+	s.last = max(s.last, head)
 	return herald.Batch{Events: out, Cursor: s.last}, false
 }
 
 // backlog reads the events in (last, liveFrom].
-func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, error) {
+func (s *Subscription) backlog(ctx context.Context, limit int) (herald.Batch, error) {
 	h := s.hub
 	h.mu.RLock()
 	// Below the floor the history is gone: the log says reset, and
 	// the ring must not say otherwise just because it still remembers.
 	if h.ring.covers(s.last) && s.last+1 >= h.floor.Load() {
-		events, _ := h.ring.collect(nil, s.last, s.liveFrom, s.m, max)
+		events, _ := h.ring.collect(nil, s.last, s.liveFrom, s.m, limit)
 		h.mu.RUnlock()
 		if h.opts.OnReplay != nil {
 			h.opts.OnReplay(true, len(events))
 		}
-		return s.advance(events, max), nil
+		return s.advance(events, limit), nil
 	}
 	h.mu.RUnlock()
-	page, err := h.log.After(ctx, s.last, s.channels, s.liveFrom, max)
+	page, err := h.log.After(ctx, s.last, s.channels, s.liveFrom, limit)
 	var reset *herald.ResetError
 	if err == nil || errors.As(err, &reset) {
 		if page.Epoch != s.epoch {
@@ -377,7 +377,7 @@ func (s *Subscription) backlog(ctx context.Context, max int) (herald.Batch, erro
 	if h.opts.OnReplay != nil {
 		h.opts.OnReplay(false, len(page.Events))
 	}
-	return s.advance(page.Events, max), nil
+	return s.advance(page.Events, limit), nil
 }
 
 // reset is the batch that tells the consumer its position cannot be
@@ -389,18 +389,11 @@ func (s *Subscription) reset() herald.Batch {
 
 // advance moves past a backlog page: a full page continues after its last
 // event, a short one finishes the backlog at liveFrom.
-func (s *Subscription) advance(events []*herald.Event, max int) herald.Batch {
-	if len(events) >= max {
+func (s *Subscription) advance(events []*herald.Event, limit int) herald.Batch {
+	if len(events) >= limit {
 		s.last = events[len(events)-1].Seq
 	} else {
 		s.last, s.backlogDone = s.liveFrom, true
 	}
 	return herald.Batch{Events: events, Cursor: s.last}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }

@@ -72,9 +72,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		return err
 	}
 	defer sub.Close()
-	max := h.MaxEvents
-	if max <= 0 {
-		max = 500
+	limit := h.MaxEvents
+	if limit <= 0 {
+		limit = 500
 	}
 	timer := time.NewTimer(req.Timeout)
 	defer timer.Stop()
@@ -88,7 +88,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 	at := func(seq int64) herald.Cursor { return herald.Cursor{Epoch: epoch, Seq: seq} }
 	cursor := req.Cursor.Seq
 	for {
-		b, err := sub.Take(ctx, max)
+		b, err := sub.Take(ctx, limit)
 		if b.Reset != nil {
 			if h.Hooks.Reset != nil {
 				h.Hooks.Reset()
@@ -131,11 +131,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) err
 		case <-req.Revoked:
 			return ErrRevoked
 		case <-timer.C:
-			b, _ := sub.Take(ctx, max)
+			b, _ := sub.Take(ctx, limit)
 			if revoked(req.Revoked) {
 				return ErrRevoked
 			}
-			write(w, b.Events, at(max64(cursor, b.Cursor)))
+			write(w, b.Events, at(max(cursor, b.Cursor)))
 			return nil
 		case <-h.Stop:
 			write(w, nil, at(cursor))
@@ -180,11 +180,4 @@ func write(w http.ResponseWriter, events []*herald.Event, cursor herald.Cursor) 
 	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
