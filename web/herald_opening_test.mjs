@@ -1,44 +1,11 @@
 // herald.js with no cursor yet: it learns the head before it opens its EventSource, so a
 // stream that breaks before its first notice resumes from there (docs/PROTOCOL.md, "The
-// opening block"; rule 6 in herald.js). Run with `node --test web/`; fakes as in
-// herald_test.mjs: fake timers, fetch, EventSource, BroadcastChannel and Web Locks.
+// opening block"; rule 6 in herald.js). Run with `node --test web/`; fake timers,
+// BroadcastChannel and Web Locks from fakes.mjs, fake fetch and EventSource here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe } from "./herald.js";
-
-const flush = async () => {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-};
-
-class FakeClock {
-  constructor() {
-    this.t = 1_700_000_000_000;
-    this.seq = 0;
-    this.timers = new Map();
-    this.now = () => this.t;
-    this.setTimeout = (fn, ms) => {
-      const id = ++this.seq;
-      this.timers.set(id, { at: this.t + Math.max(0, ms || 0), fn, id });
-      return id;
-    };
-    this.clearTimeout = (id) => this.timers.delete(id);
-  }
-  async advance(ms) {
-    const end = this.t + ms;
-    await flush();
-    for (;;) {
-      let next = null;
-      for (const tm of this.timers.values()) if (tm.at <= end && (!next || tm.at < next.at || (tm.at === next.at && tm.id < next.id))) next = tm;
-      if (!next) break;
-      this.timers.delete(next.id);
-      this.t = next.at;
-      next.fn();
-      await flush();
-    }
-    this.t = end;
-    await flush();
-  }
-}
+import { flush, FakeClock, fakeTabs } from "./fakes.mjs";
 
 // fakeServer: EventSource and fetch of one origin. Every poll request is answered by
 // server.poll(call) (default: the head, at once); every EventSource is recorded.
@@ -192,53 +159,7 @@ test("close() while the head request is pending: no EventSource, the request is 
   assert.equal(server.sources.length, 0);
 });
 
-// Two tabs sharing one connection (fake BroadcastChannel + Web Locks, as herald_test.mjs).
-function fakeTabs() {
-  const hub = new Map();
-  class BC {
-    constructor(name) {
-      this.name = name;
-      this.closed = false;
-      if (!hub.has(name)) hub.set(name, new Set());
-      hub.get(name).add(this);
-    }
-    postMessage(data) {
-      const copy = structuredClone(data);
-      for (const o of hub.get(this.name)) if (o !== this && !o.closed) setImmediate(() => !o.closed && o.onmessage && o.onmessage({ data: copy }));
-    }
-    close() {
-      this.closed = true;
-      hub.get(this.name).delete(this);
-    }
-  }
-  const queue = [];
-  let held = false;
-  const pump = () => {
-    if (held || !queue.length) return;
-    const e = queue.shift();
-    held = true;
-    Promise.resolve(e.cb()).then((v) => {
-      held = false;
-      e.resolve(v);
-      pump();
-    });
-  };
-  const locks = {
-    request: (name, opts, cb) =>
-      new Promise((resolve, reject) => {
-        const e = { cb, resolve };
-        queue.push(e);
-        opts.signal &&
-          opts.signal.addEventListener("abort", () => {
-            const i = queue.indexOf(e);
-            if (i >= 0) queue.splice(i, 1), reject(new DOMException("aborted", "AbortError"));
-          });
-        pump();
-      }),
-  };
-  return { BroadcastChannel: BC, locks };
-}
-
+// Two tabs sharing one connection (fakeTabs from fakes.mjs).
 test("shareTabs: the head the leader learnt is the followers' cursor; the next leader resumes from it", async () => {
   const clock = new FakeClock();
   const tabs = fakeTabs();

@@ -1,96 +1,14 @@
 // herald.js across server restarts, proxies and passing errors (docs/RECONNECTING.md):
 // SSE probes while on long-poll, the transport cache, lives, and herald's in-band
-// "unavailable" answer. Run with `node --test web/`; fakes as in herald_test.mjs.
+// "unavailable" answer. Run with `node --test web/`; the fakes come from fakes.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe, STORAGE_KEY, DEFAULTS, makeSseTransport } from "./herald.js";
-
-const flush = async () => {
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-};
-
-class FakeClock {
-  constructor(start = 1_700_000_000_000) {
-    this.t = start;
-    this.seq = 0;
-    this.timers = new Map();
-    this.now = () => this.t;
-    this.setTimeout = (fn, ms) => {
-      const id = ++this.seq;
-      this.timers.set(id, { at: this.t + Math.max(0, ms || 0), fn, id });
-      return id;
-    };
-    this.clearTimeout = (id) => this.timers.delete(id);
-  }
-  async advance(ms) {
-    const end = this.t + ms;
-    await flush();
-    for (;;) {
-      let next = null;
-      for (const tm of this.timers.values()) if (tm.at <= end && (!next || tm.at < next.at || (tm.at === next.at && tm.id < next.id))) next = tm;
-      if (!next) break;
-      this.timers.delete(next.id);
-      this.t = next.at;
-      next.fn();
-      await flush();
-    }
-    this.t = end;
-    await flush();
-  }
-}
-
-class MemoryStorage {
-  constructor(init = {}) {
-    this.m = new Map(Object.entries(init));
-  }
-  getItem(k) {
-    return this.m.has(k) ? this.m.get(k) : null;
-  }
-  setItem(k, v) {
-    this.m.set(k, String(v));
-  }
-  removeItem(k) {
-    this.m.delete(k);
-  }
-}
-
-function fakeTransports() {
-  const made = [];
-  const mk = (name) => (ctx) => {
-    const t = {
-      name,
-      ctx,
-      closed: false,
-      startCursor: ctx.cursor(),
-      open: () => ctx.onOpen(),
-      notice: (...ids) => ids.forEach((id) => ctx.onNotice({ id: String(id), channel: "c", type: "t", data: { n: id } })),
-      fail: (info = { kind: "unclean" }) => ctx.onClose(info),
-    };
-    made.push(t);
-    return {
-      close() {
-        t.closed = true;
-      },
-    };
-  };
-  return { made, transports: { sse: mk("sse"), poll: mk("poll") }, last: (name) => made.filter((t) => !name || t.name === name).at(-1) };
-}
+import { flush, FakeClock, MemoryStorage, fakeSubscribe, untilNew as untilNewTransport } from "./fakes.mjs";
 
 function setup(extra = {}) {
-  const clock = extra.clock || new FakeClock();
-  const fk = fakeTransports();
   const rec = { states: [], notices: [] };
-  const sub = subscribe({
-    url: "https://herald.test",
-    channels: ["a"],
-    storage: null,
-    transports: fk.transports,
-    now: clock.now,
-    setTimeout: clock.setTimeout,
-    clearTimeout: clock.clearTimeout,
-    random: () => 0.5,
-    window: null,
-    navigator: { onLine: true },
+  const { sub, clock, fk } = fakeSubscribe({
     onNotice: (n) => rec.notices.push(Number(n.id)),
     onStateChange: (s, info) => rec.states.push(s + ":" + (info.transport || "")),
     ...extra,
@@ -98,15 +16,8 @@ function setup(extra = {}) {
   return { sub, clock, fk, rec };
 }
 
-async function untilNew(fk, clock, limit = 600_000) {
-  const n = fk.made.length;
-  const start = clock.now();
-  while (fk.made.length === n) {
-    if (clock.now() - start > limit) throw new Error("no new transport within " + limit + " ms");
-    await clock.advance(50);
-  }
-  return fk.made.at(-1);
-}
+// Reconnecting here waits out long backoffs: allow 10 minutes for a new transport, not 2.
+const untilNew = (fk, clock, limit = 600_000) => untilNewTransport(fk, clock, limit);
 
 /** Fails every running candidate (herald is down) until none is left running. */
 async function failUntilUnavailable({ fk }) {
