@@ -30,10 +30,15 @@ const noticeRows = 100
 // once instead of after its interval.
 const backlogBatch = 500
 
+// DefaultSequencerTick is SequencerOptions.Interval's default: at 1,000
+// events/s it batches ~10 rows a step. A shorter tick lowers commit→feed
+// latency and costs a sequencer commit per step (docs/WAKE.md).
+const DefaultSequencerTick = 10 * time.Millisecond
+
 // SequencerOptions tunes the sequencer; zero values take the defaults.
 type SequencerOptions struct {
 	// Interval between steps while rows flow faster than notices are worth
-	// (default 10 ms). Otherwise the sequencer sleeps until an inbox
+	// (default DefaultSequencerTick). Otherwise the sequencer sleeps until an inbox
 	// INSERT's notice wakes it, or for at most SafetyNet.
 	Interval time.Duration
 	// SafetyNet is the longest the sequencer sleeps without looking at the
@@ -85,7 +90,7 @@ func (s *Sequencer) Err() error {
 // NewSequencer returns a sequencer for db; call Run to start it.
 func (db *DB) NewSequencer(opts SequencerOptions) *Sequencer {
 	if opts.Interval <= 0 {
-		opts.Interval = 10 * time.Millisecond
+		opts.Interval = DefaultSequencerTick
 	}
 	if opts.SafetyNet <= 0 {
 		opts.SafetyNet = time.Second

@@ -12,9 +12,12 @@ import (
 // wakeChannel is what the inbox trigger notifies while the sequencer sleeps.
 const wakeChannel = "herald_wake"
 
-// sleepAfter is how many empty steps in a row put a ticking sequencer to
-// sleep: a short lull in a steady flow should not cost a flag round trip.
-const sleepAfter = 3
+// sleepAfter is how long a ticking sequencer goes without a row before it
+// sleeps: a short lull in a steady flow should not cost a flag round trip
+// (a setval commit and a pg_locks read). Time rather than a count of empty
+// steps (three of the default tick), so a shorter --sequencer-tick does not
+// make the sequencer doze off between the rows of a steady trickle.
+const sleepAfter = 30 * time.Millisecond
 
 // watchFirst is the first re-check of writers that were in flight when the
 // flag was set; each re-check doubles it, up to the safety net.
@@ -26,7 +29,7 @@ const watchFirst = 2 * time.Millisecond
 type waker struct {
 	asleep  bool
 	flag    int      // the flag as last set; -1 unknown
-	empty   int      // empty steps in a row while ticking
+	lastRow time.Time // when a ticking step last sequenced rows
 	watch   []string // virtualtransaction of inbox writers in flight at falling asleep
 	backoff time.Duration
 }
@@ -45,7 +48,7 @@ type waker struct {
 // Every writer after the flag notifies. The safety net covers the rest
 // (a notice lost with a connection, say).
 func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error {
-	w := waker{flag: -1}
+	w := waker{flag: -1, lastRow: time.Now()}
 	// Start ticking, with the flag a previous leader may have left set
 	// cleared; the first empty steps put it to sleep.
 	if err := w.setFlag(ctx, conn, 0); err != nil {
@@ -109,21 +112,19 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 				if err := w.setFlag(ctx, conn, 0); err != nil {
 					return err
 				}
-				w.asleep, w.empty, w.watch = false, 0, nil
+				w.asleep, w.lastRow, w.watch = false, time.Now(), nil
 				if s.opts.OnSleep != nil {
 					s.opts.OnSleep(false)
 				}
 				timer.Reset(s.opts.Interval)
 			}
-		case n == 0 && w.empty+1 >= sleepAfter:
+		case n == 0 && time.Since(w.lastRow) >= sleepAfter:
 			if err := s.fallAsleep(ctx, conn, t, &w); err != nil {
 				return err
 			}
 		default:
-			if n == 0 {
-				w.empty++
-			} else {
-				w.empty = 0
+			if n > 0 {
+				w.lastRow = time.Now()
 			}
 			// A step takes everything visible, so going again at once only
 			// pays after a big batch (a backlog that built up while it ran).

@@ -26,6 +26,7 @@ type serveConfig struct {
 	maxConns        int    // open connections on the main listener, 0 for no cap
 	retention       store.Retention
 	leaseTTL        time.Duration // how long a dead replica's connection leases keep counting
+	sequencerTick   time.Duration // the sequencer's step interval while rows flow
 	// extend, if set, adds routes and background loops once the database
 	// is ready (herald demo uses it). The loops stop with the server.
 	extend func(ctx context.Context, srv *api.Server, dbURL string) ([]func(context.Context) error, error)
@@ -62,6 +63,7 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	cfg.auth.bind(e)
 	e.Duration(&cfg.retention.MaxAge, "retention", "HERALD_RETENTION", 24*time.Hour, "keep history this long (0: forever); older cursors get a reset")
 	e.Int64(&cfg.retention.MaxEvents, "retention-events", "HERALD_RETENTION_EVENTS", 0, "keep at most this many events (0: no count limit)")
+	e.Duration(&cfg.sequencerTick, "sequencer-tick", "HERALD_SEQUENCER_TICK", store.DefaultSequencerTick, "while rows flow faster than notices are worth, the sequencer steps this often: shorter is lower latency at more Postgres CPU and commits (1ms-1s; docs/WAKE.md)")
 	e.Duration(&cfg.leaseTTL, "lease-ttl", "HERALD_LEASE_TTL", 30*time.Second, "how long a replica's per-subject connection leases outlive it if it dies (renewed every third of it)")
 	e.Duration(&cfg.shutdownTimeout, "shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", 10*time.Second, "how long to wait for requests at shutdown")
 	e.Duration(&cfg.headerTimeout, "read-header-timeout", "HERALD_READ_HEADER_TIMEOUT", 10*time.Second, "time a client has to send its request headers (slowloris guard)")
@@ -77,6 +79,9 @@ func parseServeFlags(name string, args []string, getenv func(string) string, std
 	}
 	if e.fs.NArg() > 0 {
 		return cfg, nil, &usageError{fmt.Sprintf("%s takes no arguments, got %q", name, e.fs.Args())}
+	}
+	if cfg.sequencerTick < time.Millisecond || cfg.sequencerTick > time.Second {
+		return cfg, nil, &usageError{fmt.Sprintf("sequencer tick %v (--sequencer-tick or HERALD_SEQUENCER_TICK): want 1ms to 1s", cfg.sequencerTick)}
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
@@ -141,7 +146,7 @@ func serveWith(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	dbase.supervise(life.Context(), log)
 	metrics := api.NewMetrics()
 	cfg.api.Metrics = metrics
-	seqOpts := store.SequencerOptions{Retention: cfg.retention}
+	seqOpts := store.SequencerOptions{Retention: cfg.retention, Interval: cfg.sequencerTick}
 	metrics.Sequencer(&seqOpts)
 	feedOpts := store.FeedOptions{}
 	metrics.Feed(&feedOpts)
