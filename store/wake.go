@@ -28,9 +28,9 @@ const watchFirst = 2 * time.Millisecond
 // flag is 0, so app commits take no notification lock.
 type waker struct {
 	asleep  bool
-	flag    int      // the flag as last set; -1 unknown
+	flag    int       // the flag as last set; -1 unknown
 	lastRow time.Time // when a ticking step last sequenced rows
-	watch   []string // virtualtransaction of inbox writers in flight at falling asleep
+	watch   []string  // virtualtransaction of inbox writers in flight at falling asleep
 	backoff time.Duration
 }
 
