@@ -150,6 +150,19 @@ start_second_herald() {
 	log "second herald up (pid $HERALD2_PID)"
 }
 
+# settle waits (up to 3 minutes) for the 1-minute load average to fall below
+# 0.5, so a run right after a build or a test suite, or the servers' own
+# start-up work (initdb, migrations, the first checkpoint), does not land in
+# the quiet and idle figures.
+settle() {
+	local i
+	for ((i = 0; i < 180; i++)); do
+		awk '{ exit !($1 < 0.5) }' /proc/loadavg && return 0
+		sleep 1
+	done
+	log "load average still $(cut -d' ' -f1-3 /proc/loadavg) after 3 minutes; measuring anyway"
+}
+
 # --- scenarios --------------------------------------------------------------
 # bench LABEL TARGETS SCENARIO FLAGS...: one invocation per target, JSON
 # kept for the report, the command kept for the reproduction list.
@@ -180,8 +193,11 @@ fi
 both="herald nchan"
 # No traffic, no connections: CPU per second of the server and its
 # Postgres; then with a second herald replica on the same database.
+[[ -n $QUICK ]] || settle
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg) # as the scenarios start
 bench "quiet, no traffic, 1 replica" "$both" quiet --duration $QD
 start_second_herald
+[[ -n $QUICK ]] || settle
 bench "quiet, no traffic, 2 replicas" herald quiet --duration $QD --server-pid "$HERALD_PID,$HERALD2_PID"
 stop_pid "$HERALD2_PID" "second herald"
 HERALD2_PID=
