@@ -150,12 +150,13 @@ start_second_herald() {
 	log "second herald up (pid $HERALD2_PID)"
 }
 
-# settle waits (up to 3 minutes) for the 1-minute load average to fall below
-# 0.5, so a run right after a build or a test suite, or the servers' own
-# start-up work (initdb, migrations, the first checkpoint), does not land in
-# the quiet and idle figures.
+# settle lets the servers finish their start-up work (initdb, migrations,
+# the first checkpoint, a new replica joining) for 15 s, then waits (up to 3
+# minutes) for the 1-minute load average to fall below 0.5, so neither that
+# nor a build or test suite run just before lands in the quiet figures.
 settle() {
 	local i
+	sleep 15
 	for ((i = 0; i < 180; i++)); do
 		awk '{ exit !($1 < 0.5) }' /proc/loadavg && return 0
 		sleep 1
