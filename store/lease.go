@@ -24,6 +24,7 @@ type Leases struct {
 	ttl  time.Duration
 
 	mu     sync.Mutex
+	held   int     // leases taken and not released
 	orphan []int64 // released leases whose DELETE failed; Renew retries
 }
 
@@ -53,16 +54,26 @@ func (l *Leases) Acquire(ctx context.Context, subject string, max int) (release 
 		}
 		return nil, fmt.Errorf("acquire lease for %q: %w", subject, err)
 	}
+	l.mu.Lock()
+	l.held++
+	l.mu.Unlock()
+	var once sync.Once
 	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := l.db.pool.Exec(ctx, `DELETE FROM herald.leases WHERE id = $1`, id); err != nil {
-			// Database away: the next Renew deletes it.
-			l.mu.Lock()
-			l.orphan = append(l.orphan, id)
-			l.mu.Unlock()
-		}
+		once.Do(func() { l.release(ctx, id) })
 	}, nil
+}
+
+func (l *Leases) release(ctx context.Context, id int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := l.db.pool.Exec(ctx, `DELETE FROM herald.leases WHERE id = $1`, id)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held--
+	if err != nil {
+		// Database away: the next Renew deletes it.
+		l.orphan = append(l.orphan, id)
+	}
 }
 
 // Renew keeps this replica's leases alive and clears expired rows, until
@@ -88,12 +99,18 @@ func (l *Leases) Renew(ctx context.Context) error {
 }
 
 // renew extends this replica's leases, and deletes released leases whose
-// DELETE failed and everyone's expired ones.
+// DELETE failed and everyone's expired ones. A replica that holds none and
+// owes no DELETE skips it: an idle replica costs the database nothing, and
+// expired rows do not count anyway (acquire), so their cleanup can wait for
+// a replica with leases to renew.
 func (l *Leases) renew(ctx context.Context) error {
 	l.mu.Lock()
-	orphan := l.orphan
+	orphan, held := l.orphan, l.held
 	l.orphan = nil
 	l.mu.Unlock()
+	if held == 0 && len(orphan) == 0 {
+		return nil
+	}
 	if _, err := l.db.pool.Exec(ctx, `
 		DELETE FROM herald.leases WHERE id = ANY($1) OR expires_at < now()`, orphan); err != nil {
 		l.mu.Lock()
