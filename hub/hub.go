@@ -157,6 +157,9 @@ func (h *Hub) Epoch() string {
 // would give, even while the ring still remembers.
 func (h *Hub) SetFloor(floor int64) { h.floor.Store(floor) }
 
+// Floor is the lowest retained seq as last set.
+func (h *Hub) Floor() int64 { return h.floor.Load() }
+
 var (
 	_ herald.Subscriber   = (*Hub)(nil)
 	_ herald.Subscription = (*Subscription)(nil)

@@ -27,6 +27,9 @@ type DB struct {
 	// metrics can prove that one wake-up costs one query however many
 	// subscribers wait.
 	logReads atomic.Int64
+
+	// state is the log state the leader's idle look last read (vouch).
+	state vouch
 }
 
 // Open connects to url (a postgres:// URL or key=value DSN).

@@ -171,12 +171,15 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 	f.connected.Store(true)
 	bo.reset()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, f.opts.Poll)
+		wctx, cancel := f.waitContext(ctx)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, context.Canceled):
+			// The leader's look found the log moved without a notice, or
+			// stopped looking: read it.
 		case err != nil && !errors.Is(err, context.DeadlineExceeded) && !pgTimeout(err):
 			return fmt.Errorf("wait for notification: %w", err)
 		case n != nil && n.Channel == revocationsChannel:
@@ -188,6 +191,9 @@ func (f *Feed) session(ctx context.Context, bo *backoff) error {
 			if f.takeNotice(n.Payload) {
 				continue
 			}
+		case f.vouched():
+			// The safety net's read, done by the leader (vouch).
+			continue
 		}
 		if err := f.catchUp(ctx, conn); err != nil {
 			return err
@@ -222,6 +228,32 @@ func (f *Feed) takeNotice(payload string) bool {
 	f.hub.SetFloor(n.floor)
 	f.hub.Dispatch(n.events)
 	return true
+}
+
+// waitContext bounds one wait for a notice: by the safety net's poll, or,
+// while this process's leader vouches for the hub's position, by its looks
+// (vouch.watch), so an idle feed does not wake at all.
+func (f *Feed) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	head, floor := f.hub.Position(), f.hub.Floor()
+	if !f.db.state.covers(head, floor, f.opts.Poll) {
+		// The usual case under load: no context to build and throw away.
+		return context.WithTimeout(ctx, f.opts.Poll)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop, ok := f.db.state.watch(head, floor, f.opts.Poll, 2*f.opts.Poll, cancel)
+	if !ok {
+		cancel()
+		return context.WithTimeout(ctx, f.opts.Poll)
+	}
+	return wctx, func() { stop(); cancel() }
+}
+
+// vouched reports whether this process's leader read the log's state
+// within the last two polls and found it where the hub is, so the safety
+// net's read would find nothing. Two polls, as the leader's look and this
+// wait run on clocks of their own.
+func (f *Feed) vouched() bool {
+	return f.db.state.covers(f.hub.Position(), f.hub.Floor(), 2*f.opts.Poll)
 }
 
 func pgTimeout(err error) bool {

@@ -44,7 +44,11 @@ type SequencerOptions struct {
 	// SafetyNet is the longest the sequencer sleeps without looking at the
 	// inbox (default 1 s): a lost notice delays rows by at most this much.
 	SafetyNet time.Duration
-	// Standby is how often a non-leader tries to take the lock (default 1 s).
+	// Standby is how long a non-leader waits before waiting for the lock
+	// again when the server cut its wait short (a statement_timeout or
+	// lock_timeout on herald's role; default 1 s). Otherwise a standby
+	// waits in pg_advisory_lock and takes over as the leader's session
+	// ends.
 	Standby time.Duration
 	// OnBatch, if set, is called after each step that sequenced rows.
 	OnBatch func(rows int, head int64, took time.Duration)
@@ -145,19 +149,8 @@ func (s *Sequencer) session(ctx context.Context) error {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderLockKey)).Scan(&got); err != nil {
-			return fmt.Errorf("try leader lock: %w", err)
-		}
-		if got {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.opts.Standby):
-		}
+	if err := s.awaitLock(ctx, conn); err != nil {
+		return err
 	}
 	s.setLeader(true)
 	s.db.log.Info("sequencer: leader")
@@ -176,6 +169,36 @@ func (s *Sequencer) session(ctx context.Context) error {
 	}
 	s.see(st)
 	return s.sequence(ctx, conn, &st)
+}
+
+// awaitLock blocks in pg_advisory_lock until this session is leader. A
+// standby so costs nothing while it waits (it polled with
+// pg_try_advisory_lock every Standby before: a query a second per replica,
+// most of a second replica's idle CPU), and takes over the moment the
+// leader's session ends rather than up to Standby later. A wait the server
+// cuts short (statement_timeout or lock_timeout set for herald's role) is
+// retried after Standby.
+func (s *Sequencer) awaitLock(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		_, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(leaderLockKey))
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &pgErr) && (pgErr.Code == "57014" || pgErr.Code == "55P03"):
+			// query_canceled (statement_timeout) or lock_not_available
+			// (lock_timeout): the session is fine; wait again.
+		default:
+			return fmt.Errorf("wait for leader lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.opts.Standby):
+		}
+	}
 }
 
 // tick is the leader's in-memory copy of sequencer_state; only the lock
@@ -220,11 +243,19 @@ func (s *Sequencer) step(ctx context.Context, conn *pgx.Conn, t *tick) (int, err
 		// While idle, one plain query with the step's own filter instead
 		// of a transaction: the idle cost was most of herald's CPU at low
 		// rates. Seeing nothing here equals a step that found nothing.
-		var pending bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM herald.events WHERE xid >= $1::text::xid8 OR xid = ANY($2::text::xid8[]))`,
-			t.xmax, t.xip).Scan(&pending); err != nil {
+		// The log's state comes along for this process's feed (vouch).
+		var (
+			pending bool
+			st      = logState{at: time.Now()}
+		)
+		if err := conn.QueryRow(ctx, `
+			SELECT EXISTS (SELECT FROM herald.events WHERE xid >= $1::text::xid8 OR xid = ANY($2::text::xid8[])),
+			       epoch, last_seq, floor_seq
+			FROM herald.sequencer_state`,
+			t.xmax, t.xip).Scan(&pending, &st.head.Epoch, &st.head.Seq, &st.floor); err != nil {
 			return 0, fmt.Errorf("look for new rows: %w", err)
 		}
+		s.db.state.store(st)
 		if !pending {
 			return 0, s.housekeeping(ctx, conn, t)
 		}
@@ -253,11 +284,23 @@ func (s *Sequencer) step(ctx context.Context, conn *pgx.Conn, t *tick) (int, err
 	return n, s.housekeeping(ctx, conn, t)
 }
 
-// housekeeping trims the inbox (every second) and applies retention.
+// The inbox trim runs at most once a second, and only once trimRows rows
+// were sequenced since the last one or trimWithin has passed: each trim is
+// a commit (a WAL flush) and a wake-up of the sequencer's backend, which at
+// a few events a second cost more than the events' own steps. The inbox
+// so holds up to trimWithin of a trickle; the steps find their rows by
+// the xid index whatever its size.
+const (
+	trimRows   = 1000
+	trimWithin = 10 * time.Second
+)
+
+// housekeeping trims the inbox and applies retention.
 func (s *Sequencer) housekeeping(ctx context.Context, conn *pgx.Conn, t *tick) error {
 	// The trim's bound moves only with lastSeq: while idle it would
 	// delete nothing, so it waits for a step that sequenced rows.
-	if time.Since(t.trimmed) > time.Second && t.lastSeq != t.trimSeq {
+	since := time.Since(t.trimmed)
+	if t.lastSeq != t.trimSeq && since > time.Second && (t.lastSeq-t.trimSeq >= trimRows || since > trimWithin) {
 		if err := trimInbox(ctx, conn); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
@@ -144,4 +146,67 @@ func TestTwoNodesOneSequences(t *testing.T) {
 	if last := got[len(got)-1]; last.Seq != int64(len(committed)+1) {
 		t.Fatalf("after takeover last seq %d, want %d", last.Seq, len(committed)+1)
 	}
+}
+
+// TestStandbyWaitsOutStatementTimeouts: a standby waits for the leader lock
+// in pg_advisory_lock; with a statement_timeout on the database the server
+// cuts that wait short again and again, and the standby waits again, does
+// not report an error, and takes over when the leader stops.
+func TestStandbyWaitsOutStatementTimeouts(t *testing.T) {
+	url := pgtest.URL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '200ms'); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, url, store.FeedOptions{})
+	b := startNode(t, url, store.FeedOptions{})
+	deadline := time.Now().Add(10 * time.Second)
+	for !(a.seq.Leader() || b.seq.Leader()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	leader, standby := a, b
+	if b.seq.Leader() {
+		leader, standby = b, a
+	}
+	// Several timeouts' worth of waiting, seen from the database: the
+	// standby's backend is in a lock wait, not trying and returning.
+	var waits int
+	for range 60 { // 3 s: waits of 200 ms, a second apart (Standby)
+		time.Sleep(50 * time.Millisecond)
+		var n int
+		if err := pool.QueryRow(ctx, `
+			SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		waits += n
+	}
+	if waits == 0 {
+		t.Fatal("no backend waiting for the advisory lock: the standby is not waiting in pg_advisory_lock")
+	}
+	if err := standby.seq.Err(); err != nil || standby.seq.Leader() {
+		t.Fatalf("standby: leader %v, err %v; want a quiet standby", standby.seq.Leader(), err)
+	}
+	leader.stop()
+	deadline = time.Now().Add(10 * time.Second)
+	for !standby.seq.Leader() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !standby.seq.Leader() {
+		t.Fatal("no takeover within 10s")
+	}
+	sub, err := standby.feed.Subscribe(ctx, []string{"c"}, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO herald.events (channel) VALUES ('c')`); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, sub, 1, 10*time.Second)
 }
