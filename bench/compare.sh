@@ -151,12 +151,16 @@ start_second_herald() {
 }
 
 # settle lets the servers finish their start-up work (initdb, migrations,
-# the first checkpoint, a new replica joining) for 15 s, then waits (up to 3
-# minutes) for the 1-minute load average to fall below 0.5, so neither that
-# nor a build or test suite run just before lands in the quiet figures.
+# the first checkpoint, a new replica joining) and reach their idle steady
+# state for 130 s, then waits (up to 3 minutes) for the 1-minute load average
+# to fall below 0.5, so neither that nor a build or test suite run just
+# before lands in the quiet figures. 130 s because Postgres's background
+# writer wakes every 200 ms until it has swept all of shared_buffers with no
+# new buffer needed, which takes it 2 minutes; then it sleeps 10 s at a time
+# (0.5 ms/s of CPU before, about 0 after).
 settle() {
 	local i
-	sleep 15
+	sleep 130
 	for ((i = 0; i < 180; i++)); do
 		awk '{ exit !($1 < 0.5) }' /proc/loadavg && return 0
 		sleep 1
@@ -284,9 +288,11 @@ $(printf -- '- %s\n' "${NOTES[@]}")
 
 Each cell is the median over ${RUNS} runs, with the range in brackets. Latency runs from the
 start of the publishing call (herald: the \`INSERT\`'s transaction; nchan: the HTTP POST) to
-receipt by the subscriber. CPU times are read from \`/proc/PID/stat\` (server: every process
-holding the listening socket, i.e. herald, or nginx's master and workers; Postgres: the
-postmaster and all its backends) over the measuring window. They include each server's idle
+receipt by the subscriber. CPU times are read from each process's CPU-time clock
+(\`clock_getcpuclockid\`: nanoseconds, all threads; \`/proc/PID/stat\` only for backends that
+exited during the window) for the server (every process holding the listening socket, i.e.
+herald, or nginx's master and workers) and Postgres (the postmaster and all its backends) over
+the measuring window. They include each server's idle
 work during the window: herald's sequencer sleeps until an inbox INSERT notifies it (1 s safety
 net) and ticks every 10 ms only while rows flow (docs/WAKE.md); rows marked
 \`--sequencer-tick 1ms\` come from a second herald on its own database with that tick.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,6 +91,34 @@ func TestBenchOrderCheck(t *testing.T) {
 			t.Errorf("out of order = %d, want 1 (the third id is older)", c.OutOfOrder)
 		}
 	})
+}
+
+// TestBenchProcessCPU checks the CPU clock against getrusage for this
+// process after it burns some CPU: the clock is read for another pid's
+// encoding, so a wrong encoding reads another clock or fails.
+func TestBenchProcessCPU(t *testing.T) {
+	x := 0
+	for i := range 50_000_000 {
+		x ^= i
+	}
+	_ = x
+	clock, ok := processCPU(os.Getpid())
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	usage := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if !ok || clock <= 0 {
+		t.Fatalf("processCPU(self) = %v, %v", clock, ok)
+	}
+	// getrusage came second, so it can only be ahead (give or take its
+	// microsecond rounding).
+	if d := usage - clock; d < -time.Millisecond || d > 50*time.Millisecond {
+		t.Fatalf("CPU clock %v, getrusage %v: want them within 50ms", clock, usage)
+	}
+	if _, ok := processCPU(1 << 22); ok { // above pid_max's ceiling: no such process
+		t.Error("processCPU of a pid that cannot exist succeeded")
+	}
 }
 
 func TestBenchParseStat(t *testing.T) {
