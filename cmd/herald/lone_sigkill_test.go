@@ -60,7 +60,8 @@ func readNotices(body io.Reader, cursor int64, out func(sseNotice)) (int64, erro
 	}
 }
 
-// TestLoneHeraldSIGKILL: the only herald is SIGKILLed while writers commit
+// TestLoneHeraldSIGKILL: the only herald is SIGKILLed (frozen first, so
+// committed rows wait unsequenced at the kill) while writers commit
 // and it sequences; writers go on while none runs; a new herald on the same
 // database picks up. No replica survives to take over, so this is the
 // restart path alone: the log holds every committed notice exactly once
@@ -143,6 +144,21 @@ func TestLoneHeraldSIGKILL(t *testing.T) {
 		readDone <- last
 	}()
 	waitMetric(t, first.URL, "herald_log_head", 300)
+	// Freeze herald and let the writers commit 100 more rows before the
+	// kill, so it lands mid-load however well herald was keeping up (on a
+	// busy machine the writers can stall long enough for it to catch up,
+	// and the check below failed). A step already sent when it froze can
+	// still commit, but only rows committed before it started.
+	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for atStop := count(); count() < atStop+100; {
+		select {
+		case err := <-writeErr:
+			t.Fatalf("writers stopped: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	first.signal(t, syscall.SIGKILL, 10*time.Second)
 	atKill := count()
 	var last int64
