@@ -25,14 +25,14 @@ type node struct {
 // for writers.
 func setup(t *testing.T) (*node, *pgxpool.Pool, string) {
 	t.Helper()
-	return setupWith(t, store.FeedOptions{})
+	return setupWith(t, store.SequencerOptions{}, store.FeedOptions{})
 }
 
-// setupWith is setup with feed options.
-func setupWith(t *testing.T, fo store.FeedOptions) (*node, *pgxpool.Pool, string) {
+// setupWith is setup with sequencer and feed options.
+func setupWith(t *testing.T, so store.SequencerOptions, fo store.FeedOptions) (*node, *pgxpool.Pool, string) {
 	t.Helper()
 	url := pgtest.URL(t)
-	n := startNode(t, url, fo)
+	n := startNodeWith(t, url, so, fo)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +43,18 @@ func setupWith(t *testing.T, fo store.FeedOptions) (*node, *pgxpool.Pool, string
 
 func startNode(t *testing.T, url string, fo store.FeedOptions) *node {
 	t.Helper()
+	return startNodeWith(t, url, store.SequencerOptions{}, fo)
+}
+
+// startNodeWith is startNode with sequencer options.
+func startNodeWith(t *testing.T, url string, so store.SequencerOptions, fo store.FeedOptions) *node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := store.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{db: db, seq: db.NewSequencer(store.SequencerOptions{}), feed: db.NewFeed(fo)}
+	n := &node{db: db, seq: db.NewSequencer(so), feed: db.NewFeed(fo)}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); n.seq.Run(ctx) }()
@@ -86,4 +92,16 @@ func collect(t *testing.T, sub herald.Subscription, want int, timeout time.Durat
 		}
 	}
 	return got
+}
+
+// waitFor polls cond until it holds or d has passed.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -16,7 +16,7 @@ import (
 // for byte on the wire.
 func TestNoticeCarriesTheBatch(t *testing.T) {
 	// No safety-net read during the test: every read is a notice's doing.
-	n, pool, _ := setupWith(t, store.FeedOptions{Poll: time.Hour})
+	n, pool, _ := setupWith(t, store.SequencerOptions{}, store.FeedOptions{Poll: time.Hour})
 	ctx := context.Background()
 	sub, err := n.feed.Subscribe(ctx, []string{"a"}, 0, false)
 	if err != nil {

@@ -19,7 +19,7 @@ func TestBurstLargerThanBufferIsCaughtUp(t *testing.T) {
 		// StallTimeout is far above how long the reading subscriber can be
 		// descheduled on a loaded 2-core machine (100 ms evicted it there);
 		// the exact stall boundary is hub's TestOverflow, on a fake clock.
-		n, pool, _ := setupWith(t, store.FeedOptions{MaxPending: 100, RingSize: ring, StallTimeout: 2 * time.Second})
+		n, pool, _ := setupWith(t, store.SequencerOptions{}, store.FeedOptions{MaxPending: 100, RingSize: ring, StallTimeout: 2 * time.Second})
 		ctx := context.Background()
 		reader, err := n.feed.Subscribe(ctx, []string{"a"}, 0, true)
 		if err != nil {

@@ -165,10 +165,7 @@ func TestStandbyWaitsOutStatementTimeouts(t *testing.T) {
 	}
 	a := startNode(t, url, store.FeedOptions{})
 	b := startNode(t, url, store.FeedOptions{})
-	deadline := time.Now().Add(10 * time.Second)
-	for !(a.seq.Leader() || b.seq.Leader()) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "a leader", func() bool { return a.seq.Leader() || b.seq.Leader() })
 	leader, standby := a, b
 	if b.seq.Leader() {
 		leader, standby = b, a
@@ -193,13 +190,7 @@ func TestStandbyWaitsOutStatementTimeouts(t *testing.T) {
 		t.Fatalf("standby: leader %v, err %v; want a quiet standby", standby.seq.Leader(), err)
 	}
 	leader.stop()
-	deadline = time.Now().Add(10 * time.Second)
-	for !standby.seq.Leader() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !standby.seq.Leader() {
-		t.Fatal("no takeover within 10s")
-	}
+	waitFor(t, 10*time.Second, "the standby to take over", standby.seq.Leader)
 	sub, err := standby.feed.Subscribe(ctx, []string{"c"}, 0, true)
 	if err != nil {
 		t.Fatal(err)

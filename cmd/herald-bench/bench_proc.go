@@ -26,7 +26,7 @@ const clockTick = 10 * time.Millisecond
 // procStat is the part of /proc/PID/stat the bench uses.
 type procStat struct {
 	ppid           int
-	cpu            time.Duration // all threads: the CPU clock, else utime + stime
+	cpu            time.Duration // utime + stime, all threads (cpuOf prefers the CPU clock)
 	reapedChildren time.Duration // cutime + cstime: children waited for
 	comm           string
 }
@@ -36,14 +36,7 @@ func readStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, err
 	}
-	st, err := parseStat(b)
-	if err != nil {
-		return st, err
-	}
-	if t, ok := processCPU(pid); ok {
-		st.cpu = t
-	}
-	return st, nil
+	return parseStat(b)
 }
 
 // processCPU is pid's CPU time in nanoseconds, all threads, living and
@@ -105,22 +98,30 @@ func (m *cpuMeter) sample() cpuSample {
 		return s
 	}
 	for _, pid := range m.pids {
-		if st, err := readStat(pid); err == nil {
-			s.per[pid] = st.cpu
+		if t, ok := cpuOf(pid); ok {
+			s.per[pid] = t
 		}
 	}
 	if m.children {
 		if st, err := readStat(m.root); err == nil {
-			s.per[m.root] = st.cpu
 			s.reaped = st.reapedChildren
 		}
-		for _, pid := range childrenOf(m.root) {
-			if st, err := readStat(pid); err == nil {
-				s.per[pid] = st.cpu
+		for _, pid := range append(childrenOf(m.root), m.root) {
+			if t, ok := cpuOf(pid); ok {
+				s.per[pid] = t
 			}
 		}
 	}
 	return s
+}
+
+// cpuOf is pid's CPU time: its CPU-time clock, else /proc/PID/stat's.
+func cpuOf(pid int) (time.Duration, bool) {
+	if t, ok := processCPU(pid); ok {
+		return t, true
+	}
+	st, err := readStat(pid)
+	return st.cpu, err == nil
 }
 
 // since is the CPU time used between b and a. A child that exited in
