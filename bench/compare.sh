@@ -324,8 +324,13 @@ How the two differ, beyond the numbers:
 - The publish scenario is herald only: inserts/s into \`herald.events\`, one event per transaction,
   with the sequencer running, and in a scratch database on the same server with no sequencer and
   no wake trigger (a plain table), runs alternated; the INSERT share is each pair's ratio.
-- The quiet scenario opens no connection and sends nothing: the CPU a server and its Postgres
-  spend doing nothing, for one herald and for two replicas on one database.
+- The quiet scenario opens no connection to the server and sends nothing: the CPU a server and its
+  Postgres spend doing nothing, for one herald and for two replicas on one database. The Postgres
+  figure is the whole cluster; it is also split into herald's own sessions (backends with
+  \`application_name\` herald in its database, listed from \`pg_stat_activity\` over one connection
+  held idle across the window) and the rest: autovacuum's workers (one per database every
+  \`autovacuum_naptime\`), the checkpointer, the background writer, which a Postgres pays with or
+  without herald. "herald + its Postgres sessions" is what herald itself costs when idle.
   With durable commits each \`INSERT\` waits for an fsync, so a single writer measures the disk.
 
 ## Reproduce

@@ -52,6 +52,10 @@ var reportMetrics = map[string][][2]string{
 		{"total_cpu_ms_per_s", "server + Postgres CPU ms/s, no traffic"},
 		{"server_cpu_ms_per_s", "server CPU ms/s, no traffic"},
 		{"pg_cpu_ms_per_s", "Postgres CPU ms/s, no traffic"},
+		{"herald_cpu_ms_per_s", "herald + its Postgres sessions CPU ms/s, no traffic"},
+		{"sessions_cpu_ms_per_s", "herald's Postgres sessions CPU ms/s, no traffic"},
+		{"pg_rest_cpu_ms_per_s", "rest of Postgres (autovacuum, checkpointer...) CPU ms/s, no traffic"},
+		{"sessions_changed", "windows where a session began or ended (figure a floor)"},
 	},
 	"feed": {
 		{"commit_feed_p50_ms", "commit→feed p50 ms"},
