@@ -75,7 +75,16 @@ func (w *sessionWindow) close(ctx context.Context, l *sessionLister, m benchMetr
 	if w == nil {
 		return nil
 	}
-	cpu := w.meter.sample().since(w.before)
+	// Only backends alive at both ends count: a session that ended has no
+	// clock to read, and cpuSample.since would subtract all it ever used
+	// (the postmaster's reaped total covers that only for its children).
+	after := w.meter.sample()
+	var cpu time.Duration
+	for pid, t := range after.per {
+		if t0, ok := w.before.per[pid]; ok {
+			cpu += max(t-t0, 0)
+		}
+	}
 	now, err := l.pids(ctx)
 	if err != nil {
 		return err
