@@ -125,16 +125,6 @@ func migrated(t *testing.T, c *embedpg.Cluster, db string) string {
 	return url
 }
 
-func openPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // publish commits n notices {"i":from..from+n-1} on channel, one
 // transaction each, and waits until the sequencer has numbered them.
 func publish(t *testing.T, pool *pgxpool.Pool, channel string, from, n int) hub.State {

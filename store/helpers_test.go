@@ -33,12 +33,18 @@ func setupWith(t *testing.T, so store.SequencerOptions, fo store.FeedOptions) (*
 	t.Helper()
 	url := pgtest.URL(t)
 	n := startNodeWith(t, url, so, fo)
+	return n, openPool(t, url), url
+}
+
+// openPool is a raw pool on url for writers, closed when t ends.
+func openPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return n, pool, url
+	return pool
 }
 
 func startNode(t *testing.T, url string, fo store.FeedOptions) *node {

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/store/pgtest"
 )
@@ -154,11 +152,7 @@ func TestTwoNodesOneSequences(t *testing.T) {
 // not report an error, and takes over when the leader stops.
 func TestStandbyWaitsOutStatementTimeouts(t *testing.T) {
 	url := pgtest.URL(t)
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t, url)
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '200ms'); END $$`); err != nil {
 		t.Fatal(err)
