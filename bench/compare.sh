@@ -9,7 +9,8 @@
 #
 # Environment: DATABASE_URL (herald's database; default: an embedded
 # PostgreSQL in a temporary directory), HERALD_PORT (18080), NCHAN_PORT
-# (18091), RUNS (3; QUICK: 1), OUT (BENCHMARKS.md), KEEP=1 keeps the temp directory.
+# (18091), FLOOR_PORT (18093: `herald-bench floor-server`, Go's net/http
+# serving the long-poll exchange alone, a third column there), RUNS (3; QUICK: 1), OUT (BENCHMARKS.md), KEEP=1 keeps the temp directory.
 # Every load is bounded: each bench invocation has a count, a per-run cap
 # and a timeout around it.
 set -euo pipefail
@@ -18,6 +19,7 @@ ROOT=$PWD
 
 HERALD_PORT=${HERALD_PORT:-18080}
 NCHAN_PORT=${NCHAN_PORT:-18091}
+FLOOR_PORT=${FLOOR_PORT:-18093}
 QUICK=${QUICK:-}
 RUNS=${RUNS:-$([[ -n $QUICK ]] && echo 1 || echo 3)}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
@@ -57,7 +59,7 @@ NGINX=$(command -v nginx)
 TMP=$(mktemp -d /tmp/herald-compare-XXXXXX)
 chmod 755 "$TMP"
 mkdir -p "$TMP/nchan" "$TMP/results"
-HERALD_PID= HERALD2_PID= NGINX_PID=
+HERALD_PID= HERALD2_PID= NGINX_PID= FLOOR_PID=
 stop_pid() { # pid name: TERM, wait up to 30 s, then KILL
 	local pid=$1 name=$2 i
 	[[ -z $pid ]] && return 0
@@ -75,6 +77,7 @@ cleanup() {
 	stop_pid "$HERALD2_PID" "second herald"
 	stop_pid "$HERALD_PID" herald
 	stop_pid "$NGINX_PID" nginx
+	stop_pid "$FLOOR_PID" "net/http floor"
 	if [[ -n ${KEEP:-} || $rc -ne 0 ]]; then
 		log "kept $TMP (logs and results)"
 	else
@@ -115,6 +118,20 @@ for ((i = 0; ; i++)); do
 	sleep 0.1
 done
 log "nchan up (nginx master $NGINX_PID)"
+
+# --- start the net/http floor -------------------------------------------------
+# The long-poll exchange served by Go's net/http and nothing else
+# (cmd/herald-bench/floor.go): how much of herald's long-poll figure is
+# net/http's own.
+"$BENCH" floor-server --listen "127.0.0.1:$FLOOR_PORT" >"$TMP/floor.log" 2>&1 &
+FLOOR_PID=$!
+for ((i = 0; ; i++)); do
+	curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$FLOOR_PORT/pub/compare-ping" && break
+	kill -0 "$FLOOR_PID" 2>/dev/null || die "net/http floor exited: $(cat "$TMP/floor.log")"
+	((i < 100)) || die "net/http floor did not answer within 10 s"
+	sleep 0.1
+done
+log "net/http floor up (pid $FLOOR_PID)"
 
 # --- start herald -----------------------------------------------------------
 herald_env=(HERALD_LOG_LEVEL=warn)
@@ -180,6 +197,7 @@ bench() {
 		N=$((N + 1))
 		url="http://127.0.0.1:$HERALD_PORT"
 		[[ $t == nchan ]] && url="http://127.0.0.1:$NCHAN_PORT"
+		[[ $t == nethttp ]] && url="http://127.0.0.1:$FLOOR_PORT"
 		log "[$N] $label: $t"
 		local cmd=("$BENCH" "$scenario" --target "$t" --url "$url" --runs "$RUNS" --label "$label" --json "$@")
 		COMMANDS+=("herald-bench $scenario --target $t --url $url --runs $RUNS --label '$label' --json $*")
@@ -215,7 +233,7 @@ bench "fanout flat out, $S1 subscribers, $FLAT events" "$both" fanout --subscrib
 bench "channels, $S1 subscribers, 200 events/s" "$both" channels --subscribers $S1 --events $CH --rate 200
 bench "channels, $S2 subscribers, 200 events/s" "$both" channels --subscribers $S2 --events $CH --rate 200
 bench "resume, 10 subscribers, $HIST events of history" "$both" resume --subscribers 10 --events $HIST --writers 8
-bench "longpoll, $S1 clients, 5 events/s" "$both" longpoll --subscribers $S1 --events $EV --rate 5
+bench "longpoll, $S1 clients, 5 events/s" "$both nethttp" longpoll --subscribers $S1 --events $EV --rate 5
 bench "fanout, 100 subscribers, 10 events/s" "$both" fanout --subscribers 100 --events $EV10 --rate 10
 bench "fanout, 100 subscribers, 5 events/s" "$both" fanout --subscribers 100 --events $EV5 --rate 5
 bench "commit→feed, 1,000 events/s" herald feed --events $((EV * 100)) --rate 1000 --writers 16
@@ -251,6 +269,8 @@ stop_pid "$HERALD_PID" herald
 HERALD_PID=
 stop_pid "$NGINX_PID" nginx
 NGINX_PID=
+stop_pid "$FLOOR_PID" "net/http floor"
+FLOOR_PID=
 log "scenarios done in ${ELAPSED}s"
 
 # --- BENCHMARKS.md ----------------------------------------------------------
@@ -311,6 +331,11 @@ How the two differ, beyond the numbers:
   Latency at low rates is a commit with fsync, the app's notice waking the sequencer, the
   sequencer's own commit and its NOTIFY to the feed; under a steady flow the sequencer ticks
   every 10 ms instead. nchan has none of that, and does not persist anything.
+- The long-poll scenario has a third column, \`nethttp\`: \`herald-bench floor-server\`, the same
+  exchange (nchan's long-poll API) served by Go's net/http with no router, authorisation,
+  metrics or database. It is how much of herald's long-poll figure is net/http's own cost per
+  request (parsing, the response, its background read and goroutines), which no handler
+  behind net/http can go below.
 - herald's resume works from any cursor the retained history covers (here beyond its 16,384-event
   ring, from the database); nchan's from its in-memory buffer (\`nchan_message_buffer_length\`).
 - In the resume scenario herald's subscribers are herald's Go client (\`client.Subscribe\`), which

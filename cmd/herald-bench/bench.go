@@ -20,6 +20,9 @@ const benchUsage = `herald-bench — herald's load generator (main.go says what 
 
 Usage: herald-bench SCENARIO [flags]
        herald-bench report RESULT.json...   (side-by-side markdown table)
+       herald-bench floor-server [--listen 127.0.0.1:8093]
+                 Go's net/http serving the longpoll exchange and nothing
+                 else (floor.go): measure it with longpoll --target nethttp
 
 Scenarios:
   fanout    S subscribers on one channel, M events at --rate (0: flat out)
@@ -103,6 +106,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "report" {
 		return benchReport(args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "floor-server" {
+		return runFloorServer(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "help" {
 		fmt.Fprint(stdout, benchUsage)
 		return nil
@@ -163,7 +169,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 	cfg.bind(e)
 	fs := e.fs
 	var writers string
-	fs.StringVar(&cfg.target, "target", "herald", "server under test: herald or nchan")
+	fs.StringVar(&cfg.target, "target", "herald", "server under test: herald, nchan, or nethttp (longpoll only: herald-bench floor-server)")
 	e.String(&cfg.url, "url", "HERALD_URL", "", "server's base URL (default http://127.0.0.1:8080 for herald, http://127.0.0.1:8091 for nchan)")
 	fs.IntVar(&cfg.subscribers, "subscribers", def.subscribers, "subscribers (connections)")
 	fs.IntVar(&cfg.events, "events", def.events, "events per run")
@@ -190,8 +196,10 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 		cfg.writers = append(cfg.writers, n)
 	}
 	switch {
-	case cfg.target != "herald" && cfg.target != "nchan":
-		return cfg, &usageError{fmt.Sprintf("--target %q: want herald or nchan", cfg.target)}
+	case cfg.target != "herald" && cfg.target != "nchan" && cfg.target != "nethttp":
+		return cfg, &usageError{fmt.Sprintf("--target %q: want herald, nchan or nethttp", cfg.target)}
+	case cfg.target == "nethttp" && scenario != "longpoll":
+		return cfg, &usageError{fmt.Sprintf("--target nethttp (herald-bench floor-server) serves long-poll only, not %s", scenario)}
 	case cfg.runs < 1:
 		return cfg, &usageError{"--runs must be at least 1"}
 	case cfg.subscribers < 0 || cfg.events < 0 || cfg.rate < 0 || cfg.duration <= 0 || cfg.connectConc < 1:
@@ -200,7 +208,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 		return cfg, &usageError{fmt.Sprintf("herald-bench %s measures herald's database side: --target herald only", scenario)}
 	}
 	if cfg.url == "" {
-		cfg.url = map[string]string{"herald": "http://127.0.0.1:8080", "nchan": "http://127.0.0.1:8091"}[cfg.target]
+		cfg.url = map[string]string{"herald": "http://127.0.0.1:8080", "nchan": "http://127.0.0.1:8091", "nethttp": "http://127.0.0.1:8093"}[cfg.target]
 	}
 	return cfg, nil
 }
@@ -228,7 +236,10 @@ func newBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench, e
 	}
 	switch cfg.target {
 	case "nchan":
-		b.tgt = newNchanTarget(base, max(cfg.writers[0], 8))
+		b.tgt = newNchanTarget("nchan", base, max(cfg.writers[0], 8))
+	case "nethttp":
+		// The floor speaks nchan's API (floor.go).
+		b.tgt = newNchanTarget("nethttp", base, max(cfg.writers[0], 8))
 	case "herald":
 		dbURL, err := cfg.dbFlags.url()
 		if err != nil {

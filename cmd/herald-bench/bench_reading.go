@@ -77,6 +77,19 @@ func printReading(w io.Writer, groups []*reportGroup) {
 				srv, _ := med(h, "server_cpu_ms_per_1k")
 				says = append(says, fmt.Sprintf("herald's Postgres adds %s ms per 1,000 deliveries (herald + Postgres: %s ms)", fmtNum(pg), fmtNum(pg+srv)))
 			}
+			// The net/http floor (floor.go): the same exchange in Go with
+			// nothing of herald's, so herald's figure splits into the two.
+			if f, ok := g.targets["nethttp"]; ok {
+				fv, ok1 := med(f, "server_cpu_ms_per_1k")
+				hv, ok2 := med(h, "server_cpu_ms_per_1k")
+				if ok1 && ok2 && fv > 0 {
+					s := fmt.Sprintf("Go's net/http serving the same exchange and nothing else (herald-bench floor-server) takes %s ms per 1,000 deliveries: herald's server is %.2f× that", fmtNum(fv), hv/fv)
+					if nv, ok := med(n, "server_cpu_ms_per_1k"); nok && ok && nv > 0 {
+						s += fmt.Sprintf(", the floor %.2f× nchan", fv/nv)
+					}
+					says = append(says, s)
+				}
+			}
 		case "idle":
 			if v, ok := med(h, "rss_kib_per_conn"); ok {
 				verdict := "meets"

@@ -60,16 +60,17 @@ func (h *heraldTarget) Close() { h.db.Close() }
 // nchanTarget speaks nchan's HTTP API as configured in bench/nchan.conf:
 // POST /pub/<channel>, GET /sub/<channel>.
 type nchanTarget struct {
+	name   string // "nchan", or "nethttp" for the floor (floor.go)
 	base   *url.URL
 	client *http.Client
 }
 
-func newNchanTarget(base *url.URL, conns int) *nchanTarget {
+func newNchanTarget(name string, base *url.URL, conns int) *nchanTarget {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
-	return &nchanTarget{base: base, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &nchanTarget{name: name, base: base, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-func (n *nchanTarget) Name() string { return "nchan" }
+func (n *nchanTarget) Name() string { return n.name }
 
 func (n *nchanTarget) StreamPath(channel string) string { return "/sub/" + url.PathEscape(channel) }
 

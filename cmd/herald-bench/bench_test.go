@@ -244,6 +244,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"fanout", "extra"}, "takes no arguments"},
 		{[]string{"fanout", "--target", "mercury"}, `--target "mercury"`},
 		{[]string{"publish", "--target", "nchan"}, "--target herald only"},
+		{[]string{"fanout", "--target", "nethttp"}, "serves long-poll only"},
+		{[]string{"floor-server", "--listen", "0.0.0.0:8093"}, "want a loopback address"},
+		{[]string{"floor-server", "extra"}, "takes no arguments"},
 		{[]string{"report"}, "needs the JSON files"},
 	} {
 		var stdout, stderr bytes.Buffer
