@@ -23,7 +23,11 @@ const historyResetReason = "the history after this cursor is no longer retained,
 // channel's stored notices after a cursor, for clients that want to page
 // through instead of stream. Same authorisation as subscribing.
 func (s *Server) handleHistory(c *gin.Context) {
-	if err := checkParams(c.Request, historyParams); err != nil {
+	q, err := parseQuery(c.Request)
+	if err == nil {
+		err = checkParams(q, historyParams)
+	}
+	if err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -32,13 +36,13 @@ func (s *Server) handleHistory(c *gin.Context) {
 		s.abort(c, badRequest("invalid_channel", err.(*herald.InvalidError).Reason))
 		return
 	}
-	after, _, err := parseCursor(c.Query("after"), "after")
+	after, _, err := parseCursor(q.Get("after"), "after")
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	limit := 100
-	if v := c.Query("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxHistory {
 			s.abort(c, badRequest("invalid_limit", fmt.Sprintf("limit must be a whole number from 1 to %d (got %q)", maxHistory, truncate(v, 20))))

@@ -126,7 +126,11 @@ func FuzzParseRequest(f *testing.F) {
 			named = append(named, strings.Split(l, ",")...)
 		}
 
-		chans, err := parseChannels(r, fuzzMaxChannels)
+		var chans []string
+		_, err := parseQuery(r)
+		if err == nil {
+			chans, err = parseChannels(q, fuzzMaxChannels)
+		}
 		if err != nil {
 			ae := checkError(t, "parseChannels", err, "invalid_query", "no_channels", "invalid_channel", "too_many_channels")
 			distinct := slices.Compact(slices.Sorted(slices.Values(named)))
@@ -167,7 +171,7 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		// The handlers parse the rest only once parseChannels accepted the
 		// query, but the parsers must be safe on any input.
-		cursor, has, err := streamCursor(r)
+		cursor, has, err := streamCursor(r, q)
 		src := strings.TrimSpace(r.Header.Get("Last-Event-ID"))
 		if r.Header.Get("Last-Event-ID") == "" {
 			src = r.URL.Query().Get("lastEventId")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -215,11 +216,11 @@ func (s *Server) Drain() { s.stopOnce.Do(func() { close(s.stop) }) }
 func (s *Server) Wait(ctx context.Context) error { return s.stream.Wait(ctx) }
 
 func (s *Server) handleStream(c *gin.Context) {
-	channels, ok := s.channels(c, streamParams)
+	q, channels, ok := s.channels(c, streamParams)
 	if !ok {
 		return
 	}
-	cursor, has, err := streamCursor(c.Request)
+	cursor, has, err := streamCursor(c.Request, q)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -235,7 +236,7 @@ func (s *Server) handleStream(c *gin.Context) {
 	ended := func() { closeGauge(); grant.release() }
 	req := stream.Request{
 		Channels: channels, Cursor: cursor, HasCursor: has, Expires: grant.Expires,
-		PlainMessages: c.Query("events") == "message",
+		PlainMessages: q.Get("events") == "message",
 		Recheck:       grant.Recheck, RecheckEvery: grant.RecheckEvery,
 	}
 	if grant.watch != nil {
@@ -250,16 +251,16 @@ func (s *Server) handleStream(c *gin.Context) {
 }
 
 func (s *Server) handlePoll(c *gin.Context) {
-	channels, ok := s.channels(c, pollParams)
+	q, channels, ok := s.channels(c, pollParams)
 	if !ok {
 		return
 	}
-	cursor, has, err := parseCursor(c.Query("cursor"), "cursor")
+	cursor, has, err := parseCursor(q.Get("cursor"), "cursor")
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	timeout, err := parseTimeout(c.Query("timeout"), s.cfg.PollTimeout, s.cfg.PollMaxTimeout)
+	timeout, err := parseTimeout(q.Get("timeout"), s.cfg.PollTimeout, s.cfg.PollMaxTimeout)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -288,19 +289,22 @@ func (s *Server) handlePoll(c *gin.Context) {
 	}
 }
 
-// channels checks the query's parameter names against known and reads the
-// channels, answering the error itself when either is wrong.
-func (s *Server) channels(c *gin.Context, known []string) ([]string, bool) {
-	if err := checkParams(c.Request, known); err != nil {
-		s.abort(c, err)
-		return nil, false
+// channels parses the query (once: the handler reads every parameter from
+// q), checks its parameter names against known and reads the channels,
+// answering the error itself when any is wrong.
+func (s *Server) channels(c *gin.Context, known []string) (q url.Values, channels []string, ok bool) {
+	q, err := parseQuery(c.Request)
+	if err == nil {
+		err = checkParams(q, known)
 	}
-	channels, err := parseChannels(c.Request, s.cfg.MaxChannels)
+	if err == nil {
+		channels, err = parseChannels(q, s.cfg.MaxChannels)
+	}
 	if err != nil {
 		s.abort(c, err)
-		return nil, false
+		return nil, nil, false
 	}
-	return channels, true
+	return q, channels, true
 }
 
 // authorize is the one authorisation path for stream, poll and history:
