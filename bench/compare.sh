@@ -201,13 +201,19 @@ bench() {
 		log "[$N] $label: $t"
 		local cmd=("$BENCH" "$scenario" --target "$t" --url "$url" --runs "$RUNS" --label "$label" --json "$@")
 		COMMANDS+=("herald-bench $scenario --target $t --url $url --runs $RUNS --label '$label' --json $*")
-		if ! timeout 600 env "${herald_env[@]}" "${cmd[@]}" >"$TMP/results/$(printf %02d "$N")-$t.json" 2>>"$TMP/bench.log"; then
+		if ! timeout 600 env "${herald_env[@]}" "${cmd[@]}" >"$TMP/results/$(printf %02d "$N")-$t.json" 2>"$TMP/bench.err"; then
 			log "[$N] $label against $t reported a failure (see the table and $TMP/bench.log)"
 			FAILURES+=("$label ($t)")
 		fi
+		# A figure herald-bench could not measure is left out of the
+		# table; say which and why rather than leave a row missing.
+		if grep -q 'not measured' "$TMP/bench.err"; then
+			UNMEASURED+=("$label ($t): $(grep -m1 'not measured' "$TMP/bench.err" | sed 's/^herald-bench: //')")
+		fi
+		cat "$TMP/bench.err" >>"$TMP/bench.log"
 	done
 }
-FAILURES=()
+FAILURES=() UNMEASURED=()
 if [[ -n $QUICK ]]; then
 	S1=100 S2=300 SI=300 EV=10 FLAT=100 HIST=2000 CH=200 PUBD=1s QD=3s EV10=50 EV5=25
 else
@@ -294,6 +300,7 @@ else
 fi
 ((CRASHES > 0)) && NOTES+=("nchan's error log shows **${CRASHES} worker crash(es)** (\"exited on signal\") during the run.")
 ((${#FAILURES[@]} > 0)) && NOTES+=("Scenarios that reported a failure: ${FAILURES[*]}.")
+((${#UNMEASURED[@]} > 0)) && NOTES+=("Figures not measured, so missing from their rows: ${UNMEASURED[*]}.")
 
 {
 	cat <<EOF

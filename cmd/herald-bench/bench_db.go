@@ -61,10 +61,11 @@ func (b *bench) findPostgres(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The backend's parent is read while the connection is open: the
+		// backend exits once its connection closes.
+		defer conn.Close(context.Background())
 		var backend int
-		err = conn.QueryRow(cctx, `SELECT pg_backend_pid()`).Scan(&backend)
-		conn.Close(cctx)
-		if err != nil {
+		if err := conn.QueryRow(cctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 			return err
 		}
 		st, err := readStat(backend)
