@@ -170,7 +170,7 @@ func parseBenchFlags(scenario string, args []string, getenv func(string) string,
 	fs := e.fs
 	var writers string
 	fs.StringVar(&cfg.target, "target", "herald", "server under test: herald, nchan, or nethttp (longpoll only: herald-bench floor-server)")
-	e.String(&cfg.url, "url", "HERALD_URL", "", "server's base URL (default http://127.0.0.1:8080 for herald, http://127.0.0.1:8091 for nchan)")
+	e.String(&cfg.url, "url", "HERALD_URL", "", "server's base URL (default http://127.0.0.1:8080 for herald, http://127.0.0.1:8091 for nchan, http://127.0.0.1:8093 for nethttp)")
 	fs.IntVar(&cfg.subscribers, "subscribers", def.subscribers, "subscribers (connections)")
 	fs.IntVar(&cfg.events, "events", def.events, "events per run")
 	fs.Float64Var(&cfg.rate, "rate", def.rate, "events per second (0: flat out)")
