@@ -10,7 +10,8 @@
 # Environment: DATABASE_URL (herald's database; default: an embedded
 # PostgreSQL in a temporary directory), HERALD_PORT (18080), NCHAN_PORT
 # (18091), FLOOR_PORT (18093: `herald-bench floor-server`, Go's net/http
-# serving the long-poll exchange alone, a third column there), RUNS (3; QUICK: 1), OUT (BENCHMARKS.md), KEEP=1 keeps the temp directory.
+# serving the long-poll exchange alone, a third column there), RUNS (3;
+# QUICK: 1), OUT (BENCHMARKS.md), KEEP=1 keeps the temp directory.
 # Every load is bounded: each bench invocation has a count, a per-run cap
 # and a timeout around it.
 set -euo pipefail
@@ -91,6 +92,7 @@ trap 'exit 130' INT TERM
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_free "$HERALD_PORT" || die "port $HERALD_PORT is in use (set HERALD_PORT)"
 port_free "$NCHAN_PORT" || die "port $NCHAN_PORT is in use (set NCHAN_PORT)"
+port_free "$FLOOR_PORT" || die "port $FLOOR_PORT is in use (set FLOOR_PORT)"
 
 # --- build herald and the load generator ------------------------------------
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
