@@ -64,8 +64,12 @@ func TestMigrateDownBesideARunningStep(t *testing.T) {
 	}()
 	// Wait until the migration is blocked on a lock (the old order) or
 	// between its tries (pg_sleep).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, 30*time.Second, "the migration to reach the tables", func() bool {
+		select {
+		case err := <-down:
+			t.Fatalf("the migration ended (%v) while the inbox was locked", err)
+		default:
+		}
 		var n int
 		err := watch.QueryRow(ctx, `
 			SELECT count(*) FROM pg_stat_activity
@@ -75,19 +79,8 @@ func TestMigrateDownBesideARunningStep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-down:
-			t.Fatalf("the migration ended (%v) while the inbox was locked", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the migration never reached the tables")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n > 0
+	})
 	// The step's second lock: with the migration holding the log it would
 	// wait for the migration, which waits for this transaction.
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
