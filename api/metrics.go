@@ -38,6 +38,8 @@ type Metrics struct {
 	seqBatchTime   prometheus.Histogram
 	seqLeader      prometheus.Gauge
 	seqHead        prometheus.Gauge
+	seqAsleep      prometheus.Gauge
+	seqModes       *prometheus.CounterVec
 	logHead        prometheus.GaugeFunc
 	headOf         atomic.Pointer[func() int64] // the feed's head, read at scrape time
 	logFloor       prometheus.Gauge
@@ -72,6 +74,8 @@ func NewMetrics() *Metrics {
 		seqBatchTime:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_sequencer_batch_seconds", Help: "Duration of sequencer steps that moved events.", Buckets: latencyBuckets}),
 		seqLeader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_leader", Help: "1 while this replica is the sequencer leader."}),
 		seqHead:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_head", Help: "Highest seq this replica sequenced while leader; max(herald_sequencer_head) - herald_log_head is a replica's lag in events."}),
+		seqAsleep:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_sequencer_asleep", Help: "1 while this replica's sequencer leader sleeps until an inbox INSERT notifies it; 0 while it ticks (docs/WAKE.md)."}),
+		seqModes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sequencer_mode_changes_total", Help: "Times the sequencer leader fell asleep or started ticking, by the mode it entered."}, []string{"mode"}),
 		logFloor:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_log_floor", Help: "Lowest retained seq (as of this replica's last retention run)."}),
 		feedReconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_feed_reconnects_total", Help: "Times the LISTEN connection was lost and re-established."}),
 		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_feed_lag_seconds",
@@ -86,7 +90,7 @@ func NewMetrics() *Metrics {
 	})
 	for _, c := range []prometheus.Collector{m.connections, m.delivered, m.latency, m.resets, m.evictions, m.replays,
 		m.replayed, m.pollsWaiting, m.authFailures, m.requests, m.seqBatches, m.seqEvents, m.seqBatchTime, m.seqLeader,
-		m.seqHead, buildInfoGauge(ReadBuild()), m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
+		m.seqHead, m.seqAsleep, m.seqModes, buildInfoGauge(ReadBuild()), m.logHead, m.logFloor, m.feedReconnects, m.feedLag, m.fanout,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -94,6 +98,9 @@ func NewMetrics() *Metrics {
 		m.connections.WithLabelValues(t)
 		m.delivered.WithLabelValues(t)
 		m.resets.WithLabelValues(t)
+	}
+	for _, mode := range []string{"asleep", "ticking"} {
+		m.seqModes.WithLabelValues(mode)
 	}
 	for _, s := range []string{"ring", "database"} {
 		m.replays.WithLabelValues(s)
@@ -104,7 +111,19 @@ func NewMetrics() *Metrics {
 
 // Sequencer sets the sequencer's hooks (after any already set).
 func (m *Metrics) Sequencer(o *store.SequencerOptions) {
-	prevBatch, prevLeader, prevRetention := o.OnBatch, o.OnLeader, o.OnRetention
+	prevBatch, prevLeader, prevRetention, prevSleep := o.OnBatch, o.OnLeader, o.OnRetention, o.OnSleep
+	o.OnSleep = func(asleep bool) {
+		if prevSleep != nil {
+			prevSleep(asleep)
+		}
+		if asleep {
+			m.seqAsleep.Set(1)
+			m.seqModes.WithLabelValues("asleep").Inc()
+		} else {
+			m.seqAsleep.Set(0)
+			m.seqModes.WithLabelValues("ticking").Inc()
+		}
+	}
 	o.OnBatch = func(rows int, head int64, took time.Duration) {
 		if prevBatch != nil {
 			prevBatch(rows, head, took)
@@ -122,6 +141,7 @@ func (m *Metrics) Sequencer(o *store.SequencerOptions) {
 			m.seqLeader.Set(1)
 		} else {
 			m.seqLeader.Set(0)
+			m.seqAsleep.Set(0)
 		}
 	}
 	o.OnRetention = func(floor int64, dropped int) {

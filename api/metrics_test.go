@@ -67,6 +67,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		}
 		r.Body.Close()
 	}
+	// Idle again, the leader sleeps until an INSERT notifies it.
+	waitMetric(t, env.URL, "herald_sequencer_asleep", 1)
 	m := scrape(t, env.URL)
 	for name, check := range map[string]func(float64) bool{
 		`herald_notices_delivered_total{transport="sse"}`:           eq(1),
@@ -78,6 +80,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`herald_sequencer_leader`:                                   eq(1),
 		`herald_sequencer_events_total`:                             eq(1),
 		`herald_sequencer_batches_total`:                            eq(1),
+		`herald_sequencer_mode_changes_total{mode="asleep"}`:        func(v float64) bool { return v >= 1 },
 		`herald_log_head`:                                           eq(1),
 		`herald_feed_reconnects_total`:                              eq(0),
 		`herald_feed_lag_seconds_count`:                             eq(1),

@@ -19,19 +19,113 @@ const wakeChannel = "herald_wake"
 // make the sequencer doze off between the rows of a steady trickle.
 const sleepAfter = 30 * time.Millisecond
 
+// minGap is the shortest wait between ticking steps. Below it a step's own
+// commit, with its WAL flush, becomes most of the database's work: a
+// sequencer stepping back to back commits once per app commit and halved a
+// single writer's throughput.
+const minGap = time.Millisecond
+
+// nextGap is the wait before the next ticking step, after one that
+// sequenced n rows and followed a wait of gap; tick (--sequencer-tick) is
+// the longest.
+//
+// It aims at about one row a step, for latency: a step's rows waited half
+// its cycle on average, so a step carrying several says the wait is longer
+// than the flow needs (halve it) and an empty one says it is shorter
+// (double it). Commit→feed under a steady flow is so about half the time
+// between two commits plus a step, down to minGap, and the sequencer never
+// commits more often than rows arrive (an empty step is a read).
+func nextGap(gap time.Duration, n int, tick time.Duration) time.Duration {
+	switch {
+	case n == 0:
+		gap *= 2
+	case n > 1:
+		gap /= 2
+	}
+	return max(min(minGap, tick), min(tick, gap))
+}
+
 // watchFirst is the first re-check of writers that were in flight when the
 // flag was set; each re-check doubles it, up to the safety net.
 const watchFirst = 2 * time.Millisecond
 
 // waker is the sequencer's sleep state. Asleep, the flag is 1 and every
-// inbox INSERT notifies; awake, the sequencer ticks every Interval and the
+// inbox INSERT notifies; awake, the sequencer ticks, gap apart, and the
 // flag is 0, so app commits take no notification lock.
 type waker struct {
 	asleep  bool
-	flag    int       // the flag as last set; -1 unknown
-	lastRow time.Time // when a ticking step last sequenced rows
-	watch   []string  // virtualtransaction of inbox writers in flight at falling asleep
+	gap     time.Duration // the wait before the next ticking step (nextGap)
+	flag    int           // the flag as last set; -1 unknown
+	lastRow time.Time     // when a ticking step last sequenced rows
+	watch   []string      // virtualtransaction of inbox writers in flight at falling asleep
 	backoff time.Duration
+	crowd   float64   // asleep: the recent share of crowded wake-ups (crowded)
+	window  time.Time // ticking: when the current count of rows began (slowed)
+	rows    int       // ticking: rows sequenced since window
+	bulk    bool      // ticking: the last window's flow was bulk (slowed)
+}
+
+// crowdedShare is the share of recent wake-ups that must have found
+// commits queued behind the last step before a sleeping sequencer starts
+// ticking. One crowded wake-up is no sign: at 200 events/s a commit lands
+// during a 1 ms step one time in five, and asleep each of them is
+// sequenced within about a millisecond. A flow that keeps them queued is
+// what the ticking is for: notifying commits take Postgres's notification
+// lock one at a time through their WAL flush.
+const crowdedShare = 0.5
+
+// crowded records whether a wake-up found commits queued behind the last
+// step and reports whether most recent ones did (an average over about
+// the last eight).
+func (w *waker) crowded(queued bool) bool {
+	v := 0.0
+	if queued {
+		v = 1
+	}
+	w.crowd += (v - w.crowd) / 8
+	return w.crowd > crowdedShare
+}
+
+// slowWindow and slowRows: a ticking sequencer that sequences fewer than
+// slowRows rows in slowWindow (a flow under 100 rows a second) falls
+// asleep, as it does after sleepAfter without a row. At that rate a notice
+// per commit costs less than the empty steps a tick would make, and the
+// notices wake the sequencer at once instead of after up to a tick. Far
+// from the rate at which wake-ups become crowded, so the sequencer does
+// not flip between the two.
+//
+// bulkRows in a slowWindow (a flow of 2,000 rows a second or more) is bulk:
+// the sequencer then steps at the tick whatever nextGap says, for the
+// app's commits. Every sequencer commit is a WAL flush competing with
+// theirs: with steps a millisecond apart a single writer going flat out
+// (about 3,000 commits/s here) kept 0.72 of its throughput alone, against
+// 0.92 with steps at the 10 ms tick (BENCHMARKS.md, INSERT share). The rate
+// is the flow's, not the steps', so batching does not move it and the
+// sequencer does not flip between the two.
+const (
+	slowWindow = 100 * time.Millisecond
+	slowRows   = 10
+	bulkRows   = 200
+)
+
+// slowed counts a ticking step's n rows and reports whether the flow has
+// slowed enough to sleep: no row for sleepAfter, or fewer than slowRows in
+// the last slowWindow. At each window's end it also sets bulk.
+func (w *waker) slowed(n int, now time.Time) bool {
+	if n > 0 {
+		w.lastRow = now
+	}
+	if n == 0 && now.Sub(w.lastRow) >= sleepAfter {
+		return true
+	}
+	w.rows += n
+	if now.Sub(w.window) < slowWindow {
+		return false
+	}
+	slow := w.rows < slowRows
+	w.bulk = w.rows >= bulkRows
+	w.window, w.rows = now, 0
+	return slow
 }
 
 // sequence steps until ctx ends or the connection fails, sleeping on the
@@ -48,7 +142,7 @@ type waker struct {
 // Every writer after the flag notifies. The safety net covers the rest
 // (a notice lost with a connection, say).
 func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error {
-	w := waker{flag: -1, lastRow: time.Now()}
+	w := waker{flag: -1, lastRow: time.Now(), window: time.Now(), gap: s.opts.Interval}
 	// Start ticking, with the flag a previous leader may have left set
 	// cleared; the first empty steps put it to sleep.
 	if err := w.setFlag(ctx, conn, 0); err != nil {
@@ -105,27 +199,28 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 		}
 		switch {
 		case w.asleep:
-			// Commits faster than steps (a notice came in while the last
-			// step ran, or several are pending): tick instead, and spare
-			// the app's commits the notification lock.
-			if n > 0 && (during > 0 || pending > 1) {
+			// Commits faster than steps (most wake-ups find a notice that
+			// came in while the last step ran, or several pending): tick
+			// instead, and spare the app's commits the notification lock.
+			if n > 0 && w.crowded(during > 0 || pending > 1) {
 				if err := w.setFlag(ctx, conn, 0); err != nil {
 					return err
 				}
-				w.asleep, w.lastRow, w.watch = false, time.Now(), nil
+				// Commits came faster than a step: start at the shortest
+				// wait, and let nextGap find the flow's.
+				w.asleep, w.watch = false, nil
+				w.lastRow, w.window, w.rows, w.bulk = time.Now(), time.Now(), 0, false
+				w.gap = nextGap(0, n, s.opts.Interval)
 				if s.opts.OnSleep != nil {
 					s.opts.OnSleep(false)
 				}
-				timer.Reset(s.opts.Interval)
+				timer.Reset(w.gap)
 			}
-		case n == 0 && time.Since(w.lastRow) >= sleepAfter:
+		case w.slowed(n, time.Now()):
 			if err := s.fallAsleep(ctx, conn, t, &w); err != nil {
 				return err
 			}
 		default:
-			if n > 0 {
-				w.lastRow = time.Now()
-			}
 			// A step takes everything visible, so going again at once only
 			// pays after a big batch (a backlog that built up while it ran).
 			// After a small one it would commit, and fsync, once per app
@@ -133,7 +228,11 @@ func (s *Sequencer) sequence(ctx context.Context, conn *pgx.Conn, t *tick) error
 			if n >= backlogBatch {
 				timer.Reset(0)
 			} else {
-				timer.Reset(s.opts.Interval)
+				w.gap = nextGap(w.gap, n, s.opts.Interval)
+				if w.bulk {
+					w.gap = s.opts.Interval
+				}
+				timer.Reset(w.gap)
 			}
 		}
 	}
@@ -149,7 +248,7 @@ func (s *Sequencer) fallAsleep(ctx context.Context, conn *pgx.Conn, t *tick, w *
 	if err != nil {
 		return err
 	}
-	w.asleep, w.watch, w.backoff = true, writers, watchFirst
+	w.asleep, w.watch, w.backoff, w.crowd = true, writers, watchFirst, 0
 	if s.opts.OnSleep != nil {
 		s.opts.OnSleep(true)
 	}

@@ -171,13 +171,16 @@ func TestWakeHammerLosesNoWakeUp(t *testing.T) {
 		for w := range writers {
 			wg.Go(func() {
 				r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-				k := 1 + r.IntN(5)
+				// Long enough for most wake-ups to find commits queued
+				// behind the last step, which is what makes a sleeping
+				// sequencer tick (a short burst is sequenced asleep).
+				k := 8 + r.IntN(16)
 				for i := range k {
 					if err := write(r, w, round*100+i, w == round%writers && i == k-1); err != nil {
 						errs <- err
 						return
 					}
-					time.Sleep(time.Duration(r.IntN(5)) * time.Millisecond)
+					time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
 				}
 			})
 		}
